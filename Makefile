@@ -1,0 +1,38 @@
+# Quick start: `make train` (install + train the default task), `make test` (install + run the tests).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Without an NVIDIA GPU install the CPU build of torch (pip finds a local 2.13.0 CPU wheel where one is provided);
+# with one, any torch >= 2.6. Override e.g. `make TORCH="torch==2.9.1" TORCH_PIP_ARGS="--index-url ..."`.
+TORCH ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo "torch>=2.6" || echo "torch==2.13.0")
+TORCH_PIP_ARGS ?=
+TASK ?= pendulum
+
+.PHONY: install train test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+train: $(STAMP)
+	$(VENV)/bin/rsl-rl train --task $(TASK)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pyright
+
+bench: $(STAMP)
+	$(PY) bench/ppo_vs_rsl_rl.py
+	$(PY) bench/pendulum_solve.py
+
+clean:
+	rm -rf $(VENV) runs *.egg-info

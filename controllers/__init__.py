@@ -1,0 +1,1 @@
+"""Low-level control laws on batched tensors (joint PD, actuator models, Cartesian impedance)."""

@@ -1,0 +1,1 @@
+"""Deployment: export with metadata and parity checks, torch-free runtime."""

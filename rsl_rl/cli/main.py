@@ -1,0 +1,330 @@
+"""``rsl-rl``: train, play, export and list tasks. The one place that composes tasks with algorithms.
+
+    rsl-rl train --task NAME [--run-dir DIR] [--seed N] [--device cpu|cuda] [--num-envs N] [--max-iterations N]
+                 [--deterministic] [--env.FIELD VALUE ...] [--agent.FIELD VALUE ...]
+    rsl-rl play --checkpoint RUN_DIR_OR_FILE [--num-envs N]
+    rsl-rl export --checkpoint RUN_DIR_OR_FILE [--out-dir DIR]
+    rsl-rl list-tasks
+
+Each subcommand is a tyro dataclass; ``train`` builds its dataclass after reading ``--task``, so the task's own env and
+training configs are the defaults and every field of them can be overridden from the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import random
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import tyro
+
+from rsl_rl.registry import TaskSpec, get_task, task_names
+from rsl_rl.runners.checkpoint import latest_checkpoint, load_checkpoint
+from rsl_rl.runners.config import TrainConfig, train_config_from_dict
+
+USAGE = """usage: rsl-rl COMMAND [OPTIONS]
+
+commands:
+  train        train a policy:            rsl-rl train --task pendulum
+  play         run a trained policy:      rsl-rl play --checkpoint runs/pendulum/<run>
+  export       write ONNX + TorchScript:  rsl-rl export --checkpoint runs/pendulum/<run>
+  list-tasks   show the registered tasks
+
+`rsl-rl COMMAND --help` shows a command's options (`rsl-rl train --task NAME --help` includes the task's config)."""
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_device(device: str) -> torch.device:
+    """Validate ``cpu``, ``cuda`` or ``cuda:N``."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise SystemExit(f"error: --device {device!r} is not a device; allowed: cpu, cuda, cuda:N") from err
+    if dev.type not in ("cpu", "cuda"):
+        raise SystemExit(f"error: --device {device!r}; allowed: cpu, cuda, cuda:N")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda requested but CUDA is not available on this machine; use --device cpu")
+    return dev
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed python, numpy and torch; with ``deterministic`` also force deterministic torch kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+# --- train ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainOptions:
+    """Options shared by every task's ``train`` command."""
+
+    task: str
+    """Registered task name (see ``rsl-rl list-tasks``)."""
+    run_dir: Path | None = None
+    """Run directory (default: runs/<task>/<date_time>)."""
+    seed: int = 0
+    """Seed of torch, numpy, python and the env."""
+    device: str = dataclasses.field(default_factory=default_device)
+    """cpu, cuda or cuda:N."""
+    num_envs: int | None = None
+    """Parallel envs (overrides env.num_envs)."""
+    max_iterations: int | None = None
+    """Training iterations (overrides agent.max_iterations)."""
+    deterministic: bool = False
+    """Deterministic torch kernels: two runs with the same seed give identical parameters (CPU)."""
+    logger: str | None = None
+    """tensorboard, wandb or none (overrides agent.logger)."""
+    resume: Path | None = None
+    """Checkpoint file or run directory to continue training from (full state, exact resume)."""
+    init_at_random_ep_len: bool = True
+    """Start envs at random points of their episodes so time-outs spread over iterations (fresh runs only)."""
+    threads: int | None = None
+    """torch CPU threads (default: torch's choice)."""
+
+
+def _task_from_argv(argv: Sequence[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "--task" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--task="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _train_args_type(spec: TaskSpec) -> type:
+    """A dataclass = TrainOptions + ``env`` (the task's env config) + ``agent`` (its TrainConfig)."""
+    env_cfg, train_cfg = spec.env_cfg(), spec.train_cfg()
+    return dataclasses.make_dataclass(
+        "TrainArgs",
+        [
+            ("env", type(env_cfg), dataclasses.field(default_factory=lambda: env_cfg)),
+            ("agent", TrainConfig, dataclasses.field(default_factory=lambda: train_cfg)),
+        ],
+        bases=(TrainOptions,),
+    )
+
+
+def train(argv: Sequence[str]) -> int:
+    task = _task_from_argv(argv)
+    if task is None:
+        if any(a in ("-h", "--help") for a in argv):
+            tyro.cli(TrainOptions, args=list(argv), prog="rsl-rl train")
+        print(f"error: --task is required; valid tasks: {', '.join(task_names())}", file=sys.stderr)
+        return 2
+    spec = _get_task_or_exit(task)
+    args: Any = tyro.cli(_train_args_type(spec), args=list(argv), prog="rsl-rl train")
+    return run_training(spec, args)
+
+
+def run_training(spec: TaskSpec, args: Any) -> int:
+    """Train ``spec`` with the parsed ``args``; writes the run directory and returns an exit code."""
+    from rsl_rl.runners.on_policy import OnPolicyRunner
+
+    env_cfg, agent = args.env, args.agent
+    if args.num_envs is not None:
+        env_cfg.num_envs = args.num_envs
+    if args.max_iterations is not None:
+        agent.max_iterations = args.max_iterations
+    if args.logger is not None:
+        agent.logger = args.logger
+    agent.__post_init__()  # re-validate after command-line edits
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    seed_everything(args.seed, args.deterministic)
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    run_dir = Path(
+        args.run_dir or Path("runs") / spec.name / (stamp + (f"_{agent.run_name}" if agent.run_name else ""))
+    )
+    env = spec.build(env_cfg, device=device, seed=args.seed)
+    eval_cfg = dataclasses.replace(env_cfg, num_envs=agent.eval_episodes)
+    eval_env = spec.build(eval_cfg, device=device, seed=args.seed + 10_000)
+    runner = OnPolicyRunner(env, agent, run_dir, device, eval_env=eval_env)
+    runner.add_git_repo_to_log(__file__)
+    runner.checkpoint_infos = {"task": spec.name}
+    runner.logger.config.update({"task": spec.name, "seed": args.seed, "env": dataclasses.asdict(env_cfg)})
+    resumed = args.resume is not None
+    if resumed:
+        runner.load(args.resume)
+        print(f"resumed from {args.resume} at iteration {runner.current_learning_iteration}", file=sys.stderr)
+    remaining = agent.max_iterations - runner.current_learning_iteration if resumed else agent.max_iterations
+    runner.learn(max(remaining, 0), init_at_random_ep_len=args.init_at_random_ep_len and not resumed)
+    export_dir = run_dir / "exported"
+    runner.export_policy_to_onnx(export_dir, "policy.onnx")
+    runner.export_policy_to_jit(export_dir, "policy.pt")
+    summary = runner.summary(spec.name)
+    summary.update(
+        {
+            "seed": args.seed,
+            "device": str(device),
+            "num_envs": env.num_envs,
+            "exported": {"onnx": str(export_dir / "policy.onnx"), "torchscript": str(export_dir / "policy.pt")},
+        }
+    )
+    runner.logger.write_summary(summary)
+    runner.logger.write_curves(f"{spec.name}: PPO, {env.num_envs} envs")
+    runner.logger.close()
+    env.close()
+    eval_env.close()
+    print(
+        f"{spec.name}: {summary['iterations']} iterations, {summary['env_steps']:,} env steps in "
+        f"{summary['wall_seconds']:.1f} s ({summary['env_steps_per_second']:,.0f} steps/s); final mean return "
+        f"{summary['final_mean_return']:.1f} ({summary['final_mean_return_source']}); run directory: {run_dir}"
+    )
+    return 0
+
+
+# --- play / export ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlayArgs:
+    """Run a trained policy deterministically and print each episode's return."""
+
+    checkpoint: Path
+    """Checkpoint file, or a run directory (its latest model_<it>.pt)."""
+    task: str | None = None
+    """Task (default: the one recorded in the checkpoint)."""
+    num_envs: int = 8
+    """Episodes to run (one per parallel env)."""
+    seed: int = 0
+    """Seed of the env's initial states."""
+    device: str = dataclasses.field(default_factory=default_device)
+    """cpu, cuda or cuda:N."""
+
+
+def play(argv: Sequence[str]) -> int:
+    from rsl_rl.runners.on_policy import OnPolicyRunner
+
+    args = tyro.cli(PlayArgs, args=list(argv), prog="rsl-rl play")
+    device = resolve_device(args.device)
+    path, state = _load(args.checkpoint)
+    task = args.task or (state.get("infos") or {}).get("task") or _task_from_run_dir(path)
+    if task is None:
+        print("error: the checkpoint does not record its task; pass --task NAME", file=sys.stderr)
+        return 2
+    spec = _get_task_or_exit(task)
+    seed_everything(args.seed)
+    env_cfg = spec.env_cfg()
+    env_cfg.num_envs = args.num_envs
+    env = spec.build(env_cfg, device=device, seed=args.seed)
+    cfg = train_config_from_dict(state["config"]) if "config" in state else spec.train_cfg()
+    runner = OnPolicyRunner(env, cfg, None, device, show_progress=False)
+    runner.load(path, load_cfg={"actor": True})
+    returns = runner.evaluate(env).tolist()
+    for i, ret in enumerate(returns):
+        print(f"episode {i}: return {ret:.2f}")
+    print(f"mean return over {len(returns)} episodes: {sum(returns) / len(returns):.2f} ({path})")
+    env.close()
+    return 0
+
+
+@dataclass
+class ExportArgs:
+    """Write the deterministic policy (normaliser baked in) as ONNX and TorchScript: input ``obs``, output ``actions``.
+
+    Needs only the checkpoint: dimensions and network layout are read from it.
+    """
+
+    checkpoint: Path
+    """Checkpoint file, or a run directory (its latest model_<it>.pt)."""
+    out_dir: Path | None = None
+    """Output directory (default: <checkpoint's directory>/exported)."""
+
+
+def export(argv: Sequence[str]) -> int:
+    from rsl_rl.export import export_jit, export_onnx
+    from rsl_rl.modules.mlp import MLPModel
+
+    args = tyro.cli(ExportArgs, args=list(argv), prog="rsl-rl export")
+    path, state = _load(args.checkpoint)
+    cfg = train_config_from_dict(state["config"]) if "config" in state else TrainConfig()
+    weights = state["actor_state_dict"]
+    linear = sorted(
+        (k for k in weights if k.startswith("mlp.") and k.endswith(".weight")), key=lambda k: int(k.split(".")[1])
+    )
+    obs_dim, num_actions = weights[linear[0]].shape[1], weights[linear[-1]].shape[0]
+    actor = MLPModel(obs_dim, num_actions, cfg.actor)
+    actor.load_state_dict(weights)
+    out_dir = args.out_dir or path.parent / "exported"
+    onnx_path = export_onnx(actor, out_dir / "policy.onnx")
+    jit_path = export_jit(actor, out_dir / "policy.pt")
+    print(f"wrote {onnx_path} and {jit_path} (obs dim {obs_dim}, {num_actions} actions)")
+    return 0
+
+
+def list_tasks(argv: Sequence[str]) -> int:
+    if argv:
+        print(f"error: list-tasks takes no arguments, got {list(argv)}", file=sys.stderr)
+        return 2
+    for name in task_names():
+        print(f"{name:24s} {get_task(name).description}")
+    return 0
+
+
+def _load(checkpoint: Path) -> tuple[Path, dict[str, Any]]:
+    path = latest_checkpoint(checkpoint) if checkpoint.is_dir() else checkpoint
+    return path, load_checkpoint(path, map_location="cpu")
+
+
+def _task_from_run_dir(path: Path) -> str | None:
+    config = path.parent / "config.json"
+    if config.is_file():
+        return json.loads(config.read_text()).get("task")
+    return None
+
+
+def _get_task_or_exit(name: str) -> TaskSpec:
+    try:
+        return get_task(name)
+    except KeyError as err:
+        raise SystemExit(f"error: {err.args[0]}") from err
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "train": train,
+    "play": play,
+    "export": export,
+    "list-tasks": list_tasks,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        print(f"error: unknown command {argv[0]!r}; valid commands: {', '.join(COMMANDS)}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    try:
+        return command(argv[1:])
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        message = err.args[0] if err.args else str(err)
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

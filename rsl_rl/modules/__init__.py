@@ -1,0 +1,15 @@
+"""Networks: MLP actor/critic, Gaussian action head, observation normaliser."""
+
+from rsl_rl.modules.distribution import DistributionConfig, GaussianDistribution
+from rsl_rl.modules.mlp import MLP, ActorConfig, MLPModel, ModelConfig
+from rsl_rl.modules.normalizer import EmpiricalNormalization
+
+__all__ = [
+    "MLP",
+    "ActorConfig",
+    "DistributionConfig",
+    "EmpiricalNormalization",
+    "GaussianDistribution",
+    "MLPModel",
+    "ModelConfig",
+]

