@@ -7,6 +7,8 @@ Protocol (reference/measurements.md): the clock starts before the env and the mo
 evaluation that reaches −200, evaluation included. Prints one JSON line.
 """
 
+# pyright: reportMissingImports=false
+# (stable_baselines3 lives in bench/.venv-sb3, not in this library's environment)
 from __future__ import annotations
 
 import json
