@@ -237,16 +237,21 @@ class RunLogger:
             repo = Path(repo_file).resolve()
             repo = repo if repo.is_dir() else repo.parent
             try:
-                head = subprocess.run(
-                    ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10, check=True
-                ).stdout
+                top, head = subprocess.run(
+                    ["git", "rev-parse", "--show-toplevel", "HEAD"],
+                    cwd=repo,
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                    check=True,
+                ).stdout.split()
                 diff = subprocess.run(
-                    ["git", "diff", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10
+                    ["git", "diff", "HEAD"], cwd=top, capture_output=True, text=True, timeout=10
                 ).stdout
-            except (OSError, subprocess.SubprocessError):
-                continue
-            name = repo.name or "repo"
-            text = f"--- git status of {repo} ---\nHEAD {head}\n{diff}"
+            except (OSError, ValueError, subprocess.SubprocessError):
+                continue  # not a git checkout (e.g. an installed wheel): nothing to record
+            name = Path(top).name or "repo"
+            text = f"--- git status of {top} ---\nHEAD {head}\n\n{diff}"
             (self.log_dir / f"git_{name}.diff").write_text(text)
 
 
