@@ -9,10 +9,10 @@ version = {}
 exec((ROOT / "rsl_rl" / "__init__.py").read_text(), version)
 
 EXTRAS = {
-    # MuJoCo C simulation (CPU backend) and gymnasium's MJCF models and reference envs.
-    "mujoco": ["mujoco>=3.3", "gymnasium[mujoco]>=1.0"],
-    # MuJoCo Warp simulation (GPU backend; also runs slowly on CPU).
-    "warp": ["mujoco-warp", "warp-lang"],
+    # MuJoCo C simulation (cpu backend: mujoco.batch needs 4.0), gymnasium's MJCF models, videos.
+    "mujoco": ["mujoco>=4.0", "gymnasium[mujoco]>=1.0", "imageio>=2.30", "imageio-ffmpeg>=0.5"],
+    # MuJoCo Warp simulation (GPU backend; also runs, slowly, on CPU).
+    "warp": ["mujoco-warp>=4.0", "warp-lang>=1.10"],
     # Torch-free policy runtime for robot computers.
     "deploy": ["onnxruntime>=1.17", "numpy>=1.24"],
     # Weights & Biases logging (works offline).
@@ -20,6 +20,8 @@ EXTRAS = {
 }
 EXTRAS["dev"] = sorted(
     {
+        *EXTRAS["mujoco"],
+        *EXTRAS["warp"],
         *EXTRAS["deploy"],
         *EXTRAS["wandb"],
         "gymnasium>=1.0",
@@ -53,7 +55,7 @@ setup(
     extras_require=EXTRAS,
     entry_points={
         "console_scripts": ["rsl-rl = rsl_rl.cli.main:main"],
-        "rsl_rl.tasks": ["classic = tasks.classic"],
+        "rsl_rl.tasks": ["classic = tasks.classic", "rrls = tasks.rrls"],
     },
     license="BSD-3-Clause",
 )

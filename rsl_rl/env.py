@@ -16,6 +16,8 @@ Two interfaces live here:
   for envs that finished at this step and averaged over finished episodes by the logger.
 * ``"log"``: dict ``name -> float | Tensor[]`` -- scalars (curriculum level, ...) averaged over the steps that report
   them.
+* ``"counts"``: dict ``name -> Tensor[]`` -- events summed over an iteration (e.g. worlds reset because their physics
+  became non-finite); non-zero totals are reported once per iteration.
 """
 
 from __future__ import annotations
@@ -72,6 +74,10 @@ class Env(ABC):
         """Restore a state produced by :meth:`state_dict`."""
         if state:
             raise NotImplementedError(f"{type(self).__name__} does not implement load_state_dict")
+
+    def render(self, worlds: tuple[int, ...] = (0,), width: int = 640, height: int = 480) -> Any:
+        """Optional: RGB frames ``uint8 [len(worlds), height, width, 3]`` of the chosen envs (numpy)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot render")
 
     def close(self) -> None:  # noqa: B027 -- optional hook, most envs hold nothing to release
         """Release simulator resources."""

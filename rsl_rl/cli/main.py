@@ -71,7 +71,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-# --- train ----------------------------------------------------------------------------------------------------
+# --- train ----------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -100,6 +100,8 @@ class TrainOptions:
     """Start envs at random points of their episodes so time-outs spread over iterations (fresh runs only)."""
     threads: int | None = None
     """torch CPU threads (default: torch's choice)."""
+    backend: str | None = None
+    """Simulation backend of MuJoCo tasks: cpu or warp (default: warp on CUDA, cpu otherwise)."""
 
 
 def _task_from_argv(argv: Sequence[str]) -> str | None:
@@ -147,6 +149,11 @@ def run_training(spec: TaskSpec, args: Any) -> int:
         agent.max_iterations = args.max_iterations
     if args.logger is not None:
         agent.logger = args.logger
+    if args.backend is not None:
+        if not hasattr(env_cfg, "sim"):
+            raise ValueError(f"--backend applies to simulated (MuJoCo) tasks; '{spec.name}' has no simulator")
+        env_cfg.sim.backend = args.backend
+        env_cfg.sim.__post_init__()
     agent.__post_init__()  # re-validate after command-line edits
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -194,7 +201,7 @@ def run_training(spec: TaskSpec, args: Any) -> int:
     return 0
 
 
-# --- play / export ------------------------------------------------------------------------------------------
+# --- play / export --------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -211,6 +218,14 @@ class PlayArgs:
     """Seed of the env's initial states."""
     device: str = dataclasses.field(default_factory=default_device)
     """cpu, cuda or cuda:N."""
+    video: Path | None = None
+    """Write an MP4 of the episodes (tasks that render, e.g. MuJoCo tasks)."""
+    video_worlds: int = 1
+    """Worlds shown side by side in the video."""
+    video_size: tuple[int, int] = (480, 360)
+    """Width and height of one world's frame."""
+    backend: str | None = None
+    """Simulation backend of MuJoCo tasks: cpu or warp."""
 
 
 def play(argv: Sequence[str]) -> int:
@@ -227,14 +242,31 @@ def play(argv: Sequence[str]) -> int:
     seed_everything(args.seed)
     env_cfg = spec.env_cfg()
     env_cfg.num_envs = args.num_envs
+    if args.backend is not None:
+        if not hasattr(env_cfg, "sim"):
+            raise ValueError(f"--backend applies to simulated (MuJoCo) tasks; '{spec.name}' has no simulator")
+        env_cfg.sim.backend = args.backend
     env = spec.build(env_cfg, device=device, seed=args.seed)
     cfg = train_config_from_dict(state["config"]) if "config" in state else spec.train_cfg()
     runner = OnPolicyRunner(env, cfg, None, device, show_progress=False)
     runner.load(path, load_cfg={"actor": True})
-    returns = runner.evaluate(env).tolist()
+    frames: list[Any] = []
+    worlds = tuple(range(min(args.video_worlds, env.num_envs)))
+
+    def record(env: Any) -> None:
+        frames.append(np.concatenate(list(env.render(worlds, *args.video_size)), axis=1))
+
+    if args.video is not None:
+        record(env)  # fails early, with the reason, if the task cannot render
+    returns = runner.evaluate(env, callback=record if args.video is not None else None).tolist()
     for i, ret in enumerate(returns):
         print(f"episode {i}: return {ret:.2f}")
     print(f"mean return over {len(returns)} episodes: {sum(returns) / len(returns):.2f} ({path})")
+    if args.video is not None:
+        from tasks.mujoco.render import write_video
+
+        video = write_video(args.video, frames, fps=1.0 / env.step_dt)
+        print(f"wrote {video} ({len(frames)} frames at {1.0 / env.step_dt:.0f} fps)")
     env.close()
     return 0
 
@@ -320,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return command(argv[1:])
-    except (FileNotFoundError, ValueError, KeyError) as err:
+    except (FileNotFoundError, ValueError, KeyError, NotImplementedError) as err:
         message = err.args[0] if err.args else str(err)
         print(f"error: {message}", file=sys.stderr)
         return 2

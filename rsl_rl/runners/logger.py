@@ -22,7 +22,12 @@ from rsl_rl.runners.checkpoint import atomic_write
 
 
 class EpisodeTracker:
-    """Running episode returns/lengths and per-term episode statistics, accumulated as device tensors."""
+    """Running episode returns/lengths and per-term episode statistics, accumulated as device tensors.
+
+    Reads the env's ``extras``: ``episode`` (per-env values averaged over finished episodes), ``log`` (scalars averaged
+    over the steps reporting them) and ``counts`` (scalars summed over the iteration, e.g. worlds reset after their
+    physics became invalid; the runner prints non-zero counts once per iteration).
+    """
 
     def __init__(self, num_envs: int, device: torch.device) -> None:
         self.device = device
@@ -32,6 +37,7 @@ class EpisodeTracker:
         self.totals = torch.zeros(4, device=device)
         self.episode: dict[str, torch.Tensor] = {}
         self.log: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, torch.Tensor] = {}
 
     def track(self, rewards: torch.Tensor, dones: torch.Tensor, extras: dict[str, Any]) -> None:
         """Add one step: ``rewards[N]``, ``dones[N]`` (terminated or truncated) and the env's extras."""
@@ -45,6 +51,9 @@ class EpisodeTracker:
             contribution = value.to(done.dtype) @ done
             acc = self.episode.get(name)
             self.episode[name] = contribution if acc is None else acc + contribution
+        for name, value in (extras.get("counts") or {}).items():
+            acc = self.counts.get(name)
+            self.counts[name] = value if acc is None else acc + value
         for name, value in (extras.get("log") or {}).items():
             value = torch.as_tensor(value, device=self.device).float().mean()
             pair = torch.stack([value, torch.ones((), device=self.device)])
@@ -69,6 +78,9 @@ class EpisodeTracker:
         for name, pair in self.log.items():
             names += [f"log/{name}", f"logcount/{name}"]
             tensors.append(pair)
+        for name, value in self.counts.items():
+            names.append(f"count/{name}")
+            tensors.append(value.float().reshape(1))
         values = torch.cat(tensors).tolist()  # the one host transfer of the iteration
         raw = dict(zip(names, values, strict=True))
         count = raw["count"]
@@ -83,9 +95,12 @@ class EpisodeTracker:
         for name in self.log:
             key = name if "/" in name else f"Episode/{name}"
             out[key] = raw[f"log/{name}"] / max(raw[f"logcount/{name}"], 1.0)
+        for name in self.counts:
+            out[f"Counts/{name}"] = raw[f"count/{name}"]
         self.totals.zero_()
         self.episode.clear()
         self.log.clear()
+        self.counts.clear()
         return out
 
 

@@ -151,6 +151,11 @@ class OnPolicyRunner:
             **losses,
             **episode,
         }
+        for name, value in episode.items():
+            if name.startswith("Counts/") and value > 0:
+                self.logger.warn(
+                    f"iteration {self.current_learning_iteration}: {name.removeprefix('Counts/')} = {value:g}"
+                )
         if episode["nonfinite"]:
             self.logger.warn(
                 f"iteration {self.current_learning_iteration}: the env returned non-finite observations or rewards"
@@ -193,8 +198,14 @@ class OnPolicyRunner:
         return False
 
     @torch.inference_mode()
-    def evaluate(self, env: Env | None = None, max_steps: int | None = None) -> torch.Tensor:
-        """Return ``[num_envs]`` returns of the first episode of every env under the deterministic policy."""
+    def evaluate(
+        self, env: Env | None = None, max_steps: int | None = None, callback: Callable[[Env], None] | None = None
+    ) -> torch.Tensor:
+        """Return ``[num_envs]`` returns of the first episode of every env under the deterministic policy.
+
+        ``callback(env)`` runs after every step (e.g. to render frames); with a callback the loop also stops once every
+        env finished its episode (a host sync per step, fine for playing back, avoided in training).
+        """
         env = env or self.eval_env
         if env is None:
             raise ValueError("evaluate() needs an env: pass one or construct the runner with eval_env")
@@ -209,6 +220,10 @@ class OnPolicyRunner:
             obs = obs.to(self.torch_device)
             returns += torch.where(active, rewards.to(self.torch_device), 0.0)
             active &= ~(terminated | truncated).to(self.torch_device)
+            if callback is not None:
+                callback(env)
+                if not bool(active.any()):
+                    break
         self.alg.actor.train(was_training)
         return returns
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import torch
 from tensordict import TensorDict
 
-from tasks.classic.torch_task import RewardTerm, TorchTask
+from tasks.classic.torch_task import TorchTask
+from tasks.task import RewardTerm
 
 
 def alive(env: CartPoleEnv) -> torch.Tensor:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import torch
 from tensordict import TensorDict
 
-from tasks.classic.torch_task import RewardTerm, TorchTask
+from tasks.classic.torch_task import TorchTask
+from tasks.task import RewardTerm
 
 
 def angle_cost(env: PendulumEnv) -> torch.Tensor:

@@ -1,38 +1,22 @@
-"""Base of the pure-torch tasks: a state tensor ``[N, S]`` advanced by torch ops, reward terms, masked auto-reset.
+"""Base of the pure-torch tasks: a state tensor ``[N, S]`` advanced by analytic torch dynamics.
 
-A task subclass supplies four pieces: ``sample_initial_state``, ``dynamics``, ``observe`` and ``terminated``. Rewards
-are plain functions ``term(env, **params) -> Tensor[N]`` collected with weights in the config's ``rewards`` dict, so a
-variant of a task is a config edit. Everything runs on the env's device with no host synchronisation.
+A task subclass supplies ``sample_initial_state``, ``dynamics``, ``observe`` and ``terminated``; rewards, episodes and
+the masked auto-reset come from :class:`tasks.task.BatchedTask`. Everything runs on the env's device.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from tensordict import TensorDict
 
-from rsl_rl.env import Env, StepResult
+from tasks.task import BatchedTask
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-@dataclass
-class RewardTerm:
-    """One weighted reward term: ``weight · func(env, **params)``."""
-
-    func: Callable[..., torch.Tensor]
-    """``func(env, **params) -> Tensor[N]``."""
-    weight: float = 1.0
-    """Multiplier of the term in the reward sum."""
-    params: dict[str, float] = field(default_factory=dict)
-    """Keyword arguments of ``func``."""
-
-
-class TorchTask(Env):
+class TorchTask(BatchedTask):
     """Batched task with analytic torch dynamics.
 
     ``self.state`` is the state after the last step; ``self.prev_state`` the state the last action was applied in;
@@ -56,14 +40,10 @@ class TorchTask(Env):
         self.max_episode_length = cfg.max_episode_steps
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
-        self.reward_names = list(cfg.rewards)
-        n = self.num_envs
-        self.state = torch.zeros(n, self.state_dim, dtype=self.dtype, device=self.device)
-        self.prev_state = self.state
-        self.action = torch.zeros(n, self.num_actions, dtype=self.dtype, device=self.device)
-        self.episode_length_buf = torch.zeros(n, dtype=torch.long, device=self.device)
-        self.episode_sums = torch.zeros(n, len(self.reward_names), dtype=self.dtype, device=self.device)
+        self.init_buffers()
+        self.state = torch.zeros(self.num_envs, self.state_dim, dtype=self.dtype, device=self.device)
         self.reset()
+        self.prev_state = self.state
 
     # --- what a task defines -----------------------------------------------------------------------------------------
 
@@ -75,56 +55,25 @@ class TorchTask(Env):
     def dynamics(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Next state ``[N, S]`` from state ``[N, S]`` and clipped action ``[N, A]``."""
 
-    @abstractmethod
-    def observe(self) -> TensorDict:
-        """Observation groups of ``self.state`` (float32)."""
-
-    @abstractmethod
-    def terminated(self) -> torch.Tensor:
-        """``bool[N]``: ``self.state`` is terminal."""
-
-    # --- the contract ------------------------------------------------------------------------------------------------
+    # --- BatchedTask -------------------------------------------------------------------------------------------------
 
     def uniform(self, n: int, low: torch.Tensor | float, high: torch.Tensor | float, dim: int) -> torch.Tensor:
         """``U(low, high)`` samples ``[n, dim]`` from the task's generator."""
         u = torch.rand(n, dim, generator=self.generator, dtype=self.dtype, device=self.device)
         return low + (high - low) * u
 
-    def reset(self) -> TensorDict:
-        self.state = self.sample_initial_state(self.num_envs)
-        self.prev_state = self.state
-        self.action = torch.zeros_like(self.action)
-        self.episode_length_buf = torch.zeros_like(self.episode_length_buf)
-        self.episode_sums = torch.zeros_like(self.episode_sums)
-        return self.observe()
+    def process_action(self, actions: torch.Tensor) -> torch.Tensor:
+        return actions.to(self.dtype).clamp(-self.action_limit, self.action_limit)
 
-    def get_observations(self) -> TensorDict:
-        return self.observe()
-
-    def step(self, actions: torch.Tensor) -> StepResult:
-        self.action = actions.to(self.dtype).clamp(-self.action_limit, self.action_limit)
+    def physics_step(self) -> torch.Tensor:
         self.prev_state = self.state
         self.state = self.dynamics(self.state, self.action)
-        terms = torch.stack(
-            [term.weight * term.func(self, **term.params) for term in self.cfg.rewards.values()], dim=-1
-        )
-        reward = terms.sum(-1)
-        episode_sums = self.episode_sums + terms
-        length = self.episode_length_buf + 1
-        terminated = self.terminated()
-        truncated = (length >= self.max_episode_length) & ~terminated
-        done = terminated | truncated
-        final_obs = self.observe()
-        extras: dict[str, Any] = {
-            "final_obs": final_obs,
-            "episode": {f"reward/{name}": episode_sums[:, i] for i, name in enumerate(self.reward_names)},
-        }
-        # Masked auto-reset: fresh states are drawn for every env and kept only where the episode ended.
+        return ~torch.isfinite(self.state).all(dim=-1)
+
+    def reset_envs(self, mask: torch.Tensor) -> None:
+        # Fresh states are drawn for every env and kept only where the mask is set: no host sync.
         fresh = self.sample_initial_state(self.num_envs)
-        self.state = torch.where(done.unsqueeze(-1), fresh, self.state)
-        self.episode_length_buf = torch.where(done, 0, length)
-        self.episode_sums = torch.where(done.unsqueeze(-1), 0.0, episode_sums)
-        return self.observe(), reward.float(), terminated, truncated, extras
+        self.state = torch.where(mask.unsqueeze(-1), fresh, self.state)
 
     def state_dict(self) -> dict[str, Any]:
         return {

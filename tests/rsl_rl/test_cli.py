@@ -92,7 +92,7 @@ def test_list_tasks(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["train", "--task", "pendulm"], "unknown task 'pendulm'; valid tasks: cartpole-balance"),
+        (["train", "--task", "pendulm"], "unknown task 'pendulm'; valid tasks: ant, cartpole-balance"),
         (["train"], "--task is required; valid tasks:"),
         (["fly"], "unknown command 'fly'; valid commands: train, play, export, list-tasks"),
         (["train", "--task", "pendulum", "--device", "tpu"], "--device 'tpu'"),

@@ -1,0 +1,253 @@
+"""The simulator facade: N worlds of one MJCF model, seen by tasks only as torch tensors on the env's device.
+
+Two backends implement it (DESIGN.md §Simulation):
+
+* ``cpu``  -- MuJoCo C through :class:`mujoco.batch.Batch`: worlds as state rows (solver warm-start included, so a
+  world evolves exactly as a single gymnasium env would), stepped on a C thread pool, fields viewed by torch without
+  copying (float64). Tasks that read ``mj_rnePostConstraint`` fields (contact forces ``cfrc_ext``) run on a pool of
+  Python threads with one ``MjData`` per world instead, which Batch cannot serve.
+* ``warp`` -- MuJoCo Warp. All worlds in one ``mjw.Data``; on CUDA the ``decimation`` sub-steps are captured once as a
+  CUDA graph and replayed; ``wp.to_torch`` views the arrays without copying (float32). Also runs on Warp's CPU device.
+
+A task names the data fields it reads (``fields``) and the model parameters it randomises per world (``params``) when it
+builds the simulator; everything else stays inside the backend. No task calls a backend's API.
+"""
+
+# pyright: reportAttributeAccessIssue=false
+# (mujoco's compiled modules are re-exported with `import *`, which pyright cannot follow)
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import mujoco
+import numpy as np
+import torch
+
+# Data fields a task may read: name -> shape after the world dimension, as a function of the model.
+DATA_FIELDS: dict[str, Any] = {
+    "qpos": lambda m: (m.nq,),
+    "qvel": lambda m: (m.nv,),
+    "qacc": lambda m: (m.nv,),
+    "act": lambda m: (m.na,),
+    "xpos": lambda m: (m.nbody, 3),
+    "xquat": lambda m: (m.nbody, 4),
+    "xipos": lambda m: (m.nbody, 3),
+    "cvel": lambda m: (m.nbody, 6),
+    "cinert": lambda m: (m.nbody, 10),
+    "cfrc_ext": lambda m: (m.nbody, 6),
+    "cfrc_int": lambda m: (m.nbody, 6),
+    "subtree_com": lambda m: (m.nbody, 3),
+    "qfrc_actuator": lambda m: (m.nv,),
+    "actuator_force": lambda m: (m.nu,),
+    "sensordata": lambda m: (m.nsensordata,),
+}
+# Fields a task writes before each step.
+INPUT_FIELDS: dict[str, Any] = {
+    "ctrl": lambda m: (m.nu,),
+    "xfrc_applied": lambda m: (m.nbody, 6),
+}
+# Fields computed only by mj_rnePostConstraint (gymnasium calls it after every step).
+RNE_POST_FIELDS = ("cfrc_ext", "cfrc_int")
+# Model parameters that can differ per world: name -> shape after the world dimension.
+PARAM_FIELDS: dict[str, Any] = {
+    "body_mass": lambda m: (m.nbody,),
+    "body_inertia": lambda m: (m.nbody, 3),
+    "body_ipos": lambda m: (m.nbody, 3),
+    "geom_friction": lambda m: (m.ngeom, 3),
+    "actuator_gainprm": lambda m: (m.nu, 10),
+    "actuator_biasprm": lambda m: (m.nu, 10),
+    "dof_damping": lambda m: (m.nv,),
+    "dof_armature": lambda m: (m.nv,),
+    "dof_frictionloss": lambda m: (m.nv,),
+}
+BACKENDS = ("cpu", "warp")
+
+
+@dataclass
+class SimConfig:
+    """How the worlds are simulated (not what they contain)."""
+
+    backend: str = "auto"
+    """``cpu`` (MuJoCo C in threads), ``warp`` (MuJoCo Warp) or ``auto`` (warp on CUDA, cpu otherwise)."""
+    nthread: int = 0
+    """Threads of the cpu backend; 0 = all available cores."""
+    nconmax: int = 0
+    """Warp: contacts per world to allocate (0 = mujoco_warp's default)."""
+    njmax: int = 0
+    """Warp: constraint rows per world to allocate (0 = mujoco_warp's default)."""
+    cuda_graph: bool = True
+    """Warp on CUDA: capture the decimated step as a CUDA graph."""
+
+    def __post_init__(self) -> None:
+        if self.backend not in (*BACKENDS, "auto"):
+            raise ValueError(f"sim.backend={self.backend!r}; allowed: 'auto', 'cpu', 'warp'")
+        if self.nthread < 0:
+            raise ValueError(f"sim.nthread must be >= 0, got {self.nthread}")
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """``auto`` → ``warp`` on CUDA, ``cpu`` otherwise."""
+    if backend == "auto":
+        return "warp" if device.type == "cuda" else "cpu"
+    return backend
+
+
+def load_model(path: str | os.PathLike[str]) -> mujoco.MjModel:
+    """Load an MJCF file with an error that names the file and MuJoCo's reason."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"MJCF model file not found: {path}")
+    try:
+        return mujoco.MjModel.from_xml_path(path)
+    except ValueError as err:
+        raise ValueError(f"MuJoCo could not load {path}: {err}") from err
+
+
+class Simulator:
+    """N worlds of one model; every quantity a torch tensor ``[N, ...]`` on ``device``.
+
+    Reads: ``sim.qpos``, ``sim.qvel``, ``sim.data["xpos"]``, ``sim.sensor("name")`` ... (the fields named at
+    construction, refreshed by every ``step``/``reset``). Writes: ``sim.ctrl``, ``sim.xfrc_applied`` (applied by the
+    next ``step``). Per-world parameters: ``sim.params[name]`` (read) and :meth:`set_params` (write).
+    """
+
+    def __init__(
+        self,
+        model: mujoco.MjModel,
+        num_worlds: int,
+        device: torch.device | str = "cpu",
+        decimation: int = 1,
+        fields: tuple[str, ...] = (),
+        params: tuple[str, ...] = (),
+        cfg: SimConfig | None = None,
+    ) -> None:
+        cfg = cfg or SimConfig()
+        if num_worlds < 1:
+            raise ValueError(f"num_worlds must be >= 1, got {num_worlds}")
+        if decimation < 1:
+            raise ValueError(f"decimation must be >= 1, got {decimation}")
+        for name in fields:
+            if name not in DATA_FIELDS:
+                raise ValueError(f"unknown data field '{name}'; available: {sorted(DATA_FIELDS)}")
+        for name in params:
+            if name not in PARAM_FIELDS:
+                raise ValueError(f"parameter '{name}' cannot vary per world; allowed: {sorted(PARAM_FIELDS)}")
+        self.model = model
+        self.num_worlds = num_worlds
+        self.device = torch.device(device)
+        self.decimation = decimation
+        self.dt = float(model.opt.timestep) * decimation
+        self.fields = tuple(dict.fromkeys(("qpos", "qvel", *fields)))
+        self.param_names = tuple(params)
+        self.backend_name = resolve_backend(cfg.backend, self.device)
+        args = (model, num_worlds, self.device, decimation, self.fields, params, cfg)
+        if self.backend_name == "cpu" and any(name in RNE_POST_FIELDS for name in self.fields):
+            # mujoco.batch does not run mj_rnePostConstraint: worlds with their own MjData, stepped by Python threads.
+            from tasks.mujoco.cpu_threads_backend import ThreadPoolBackend
+
+            self.backend: Any = ThreadPoolBackend(*args)
+        elif self.backend_name == "cpu":
+            from tasks.mujoco.cpu_backend import BatchBackend
+
+            self.backend = BatchBackend(*args)
+        else:
+            from tasks.mujoco.warp_backend import WarpBackend
+
+            self.backend = WarpBackend(*args)
+        self.data: dict[str, torch.Tensor] = self.backend.data
+        self.params: dict[str, torch.Tensor] = self.backend.params
+        self.dtype = self.data["qpos"].dtype
+        self.unstable_count = 0
+        """Worlds found with non-finite state (or MuJoCo instability warnings) and reset so far."""
+
+    # --- state -------------------------------------------------------------------------------------------------------
+
+    @property
+    def qpos(self) -> torch.Tensor:
+        return self.data["qpos"]
+
+    @property
+    def qvel(self) -> torch.Tensor:
+        return self.data["qvel"]
+
+    @property
+    def ctrl(self) -> torch.Tensor:
+        """Controls ``[N, nu]`` applied by the next :meth:`step` (write into it)."""
+        return self.backend.inputs["ctrl"]
+
+    @property
+    def xfrc_applied(self) -> torch.Tensor:
+        """Cartesian forces/torques on bodies ``[N, nbody, 6]`` applied by the next :meth:`step`."""
+        self.backend.use_input("xfrc_applied")
+        return self.backend.inputs["xfrc_applied"]
+
+    def sensor(self, name: str) -> torch.Tensor:
+        """Readings ``[N, dim]`` of the named MuJoCo sensor (needs the ``sensordata`` field)."""
+        sensor_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SENSOR, name)
+        if sensor_id < 0:
+            names = [self.model.sensor(i).name for i in range(self.model.nsensor)]
+            raise KeyError(f"no sensor named '{name}' in the model; sensors: {names}")
+        if "sensordata" not in self.data:
+            raise KeyError("sensor readings need the 'sensordata' field: add it to the simulator's fields")
+        adr, dim = int(self.model.sensor_adr[sensor_id]), int(self.model.sensor_dim[sensor_id])
+        return self.data["sensordata"][:, adr : adr + dim]
+
+    def body_id(self, name: str) -> int:
+        body = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, name)
+        if body < 0:
+            names = [self.model.body(i).name for i in range(self.model.nbody)]
+            raise KeyError(f"no body named '{name}' in the model; bodies: {names}")
+        return body
+
+    def geom_id(self, name: str) -> int:
+        geom = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, name)
+        if geom < 0:
+            names = [self.model.geom(i).name for i in range(self.model.ngeom)]
+            raise KeyError(f"no geom named '{name}' in the model; geoms: {names}")
+        return geom
+
+    # --- dynamics ----------------------------------------------------------------------------------------------------
+
+    def step(self) -> torch.Tensor:
+        """Advance every world by ``decimation`` physics steps; returns ``bool[N]``: the world went unstable.
+
+        A world is unstable when its state became non-finite or MuJoCo flagged a bad acceleration (MuJoCo then resets
+        the world itself). The caller resets such worlds; :attr:`unstable_count` counts them.
+        """
+        return self.backend.step()
+
+    def reset(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
+        """Reset the worlds where ``mask`` to ``(qpos, qvel)`` (rows of other worlds are ignored), as gymnasium does:
+        ``mj_resetData`` (controls, forces, warm-start and time cleared), set the state, ``mj_forward``."""
+        self.backend.reset(mask.to(self.device), qpos.to(self.device, self.dtype), qvel.to(self.device, self.dtype))
+
+    def set_params(self, name: str, values: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+        """Set a per-world model parameter ``[N, ...]`` where ``mask`` (all worlds if None)."""
+        if name not in self.params:
+            raise KeyError(f"parameter '{name}' was not declared per-world; declared: {list(self.params)}")
+        target = self.params[name]
+        values = values.to(self.device, target.dtype).expand_as(target)
+        mask = torch.ones(self.num_worlds, dtype=torch.bool, device=self.device) if mask is None else mask
+        self.backend.set_params(name, values, mask.to(self.device))
+
+    def default_param(self, name: str) -> torch.Tensor:
+        """The model's own value of a parameter (shape after the world dimension)."""
+        return torch.as_tensor(np.asarray(getattr(self.model, name)), dtype=self.dtype, device=self.device)
+
+    def render(
+        self, worlds: tuple[int, ...] = (0,), width: int = 640, height: int = 480, camera: str | None = None
+    ) -> np.ndarray:
+        """Offscreen RGB frames ``uint8 [len(worlds), H, W, 3]`` of the chosen worlds' current states."""
+        from tasks.mujoco.render import WorldRenderer
+
+        key = (width, height, camera)
+        if getattr(self, "_renderer_key", None) != key:
+            self._renderer = WorldRenderer(self.model, width, height, camera)
+            self._renderer_key = key
+        return self._renderer.render(self.qpos, self.qvel, worlds)
+
+    def close(self) -> None:
+        self.backend.close()

@@ -1,0 +1,64 @@
+"""The MuJoCo tasks of the Robust RL Suite (RRLS) with gymnasium v5 dynamics, observations and rewards.
+
+Importing this package registers ``ant``, ``halfcheetah``, ``hopper``, ``walker2d``, ``inverted-pendulum`` and
+``humanoid-standup``. The MJCF files are the ones the gymnasium package ships.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rsl_rl.algorithms.ppo import PPOConfig
+from rsl_rl.modules.distribution import DistributionConfig
+from rsl_rl.modules.mlp import ActorConfig, ModelConfig
+from rsl_rl.registry import TaskSpec, register
+from rsl_rl.runners.config import TrainConfig
+from tasks.rrls.ant import AntCfg, AntEnv
+from tasks.rrls.half_cheetah import HalfCheetahCfg, HalfCheetahEnv
+from tasks.rrls.hopper import HopperCfg, HopperEnv, Walker2dCfg, Walker2dEnv
+from tasks.rrls.humanoid_standup import HumanoidStandupCfg, HumanoidStandupEnv
+from tasks.rrls.inverted_pendulum import InvertedPendulumCfg, InvertedPendulumEnv
+
+
+def locomotion_train_cfg(max_iterations: int = 250) -> Callable[[], TrainConfig]:
+    """PPO for gymnasium locomotion on a CPU: 64 envs × 64 steps (4096 transitions) per iteration."""
+
+    def make() -> TrainConfig:
+        return TrainConfig(
+            num_steps_per_env=64,
+            max_iterations=max_iterations,
+            save_interval=50,
+            eval_interval=25,
+            eval_episodes=8,
+            algorithm=PPOConfig(
+                num_learning_epochs=5,
+                num_mini_batches=4,
+                learning_rate=3e-4,
+                gamma=0.99,
+                lam=0.95,
+                entropy_coef=0.0,
+                use_clipped_value_loss=False,
+                value_loss_coef=0.5,
+            ),
+            actor=ActorConfig(
+                hidden_dims=(256, 256),
+                activation="elu",
+                obs_normalization=True,
+                distribution_cfg=DistributionConfig(init_std=1.0),
+            ),
+            critic=ModelConfig(hidden_dims=(256, 256), activation="elu", obs_normalization=True),
+        )
+
+    return make
+
+
+TASKS = (
+    ("ant", AntEnv, AntCfg, "Ant-v5: quadruped walking forward (gymnasium v5 obs/reward/termination)"),
+    ("halfcheetah", HalfCheetahEnv, HalfCheetahCfg, "HalfCheetah-v5: planar runner"),
+    ("hopper", HopperEnv, HopperCfg, "Hopper-v5: planar one-legged hopper"),
+    ("walker2d", Walker2dEnv, Walker2dCfg, "Walker2d-v5: planar biped"),
+    ("inverted-pendulum", InvertedPendulumEnv, InvertedPendulumCfg, "InvertedPendulum-v5: cart-pole balance"),
+    ("humanoid-standup", HumanoidStandupEnv, HumanoidStandupCfg, "HumanoidStandup-v5: stand up from the ground"),
+)
+for name, env_cls, cfg_cls, description in TASKS:
+    register(TaskSpec(name, env_cls, cfg_cls, locomotion_train_cfg(), description))

@@ -1,0 +1,103 @@
+"""What every batched task shares: weighted reward terms, episode bookkeeping and the masked auto-reset step.
+
+A task subclass supplies the physics (``physics_step``), resets (``reset_envs``), observations (``observe``) and
+terminations (``terminated``). Rewards are plain functions ``term(env, **params) -> Tensor[N]`` collected with weights
+in the config's ``rewards`` dict, so a task variant is a config edit. Nothing here synchronises with the host.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from tensordict import TensorDict
+
+from rsl_rl.env import Env, StepResult
+
+
+@dataclass
+class RewardTerm:
+    """One weighted reward term: ``weight · func(env, **params)``."""
+
+    func: Callable[..., torch.Tensor]
+    """``func(env, **params) -> Tensor[N]``."""
+    weight: float = 1.0
+    """Multiplier of the term in the reward sum."""
+    params: dict[str, float] = field(default_factory=dict)
+    """Keyword arguments of ``func``."""
+
+
+class BatchedTask(Env):
+    """Step logic of a batched task: reward terms, episode sums, time-outs, final observations, masked resets.
+
+    Subclasses set ``num_envs``, ``num_actions``, ``device``, ``max_episode_length``, ``step_dt`` and ``cfg`` (with a
+    ``rewards`` dict), call :meth:`init_buffers`, and implement the abstract methods below. ``self.action`` is the
+    processed action of the current step, readable by reward terms.
+    """
+
+    dtype: torch.dtype = torch.float32
+
+    @abstractmethod
+    def process_action(self, actions: torch.Tensor) -> torch.Tensor:
+        """Policy output ``[N, A]`` → the action that acts (clipped, scaled ...), stored as ``self.action``."""
+
+    @abstractmethod
+    def physics_step(self) -> torch.Tensor:
+        """Advance every env with ``self.action``; return ``bool[N]``: the env's state became invalid (NaN ...)."""
+
+    @abstractmethod
+    def reset_envs(self, mask: torch.Tensor) -> None:
+        """Draw initial states for the envs where ``mask`` and put them there (other envs untouched)."""
+
+    @abstractmethod
+    def observe(self) -> TensorDict:
+        """Observation groups of the current state."""
+
+    @abstractmethod
+    def terminated(self) -> torch.Tensor:
+        """``bool[N]``: the current state is terminal."""
+
+    def init_buffers(self) -> None:
+        n = self.num_envs
+        self.reward_names = list(self.cfg.rewards)
+        self.action = torch.zeros(n, self.num_actions, dtype=self.dtype, device=self.device)
+        self.episode_length_buf = torch.zeros(n, dtype=torch.long, device=self.device)
+        self.episode_sums = torch.zeros(n, len(self.reward_names), dtype=self.dtype, device=self.device)
+        self.invalid_count = torch.zeros((), dtype=torch.long, device=self.device)
+
+    def reset(self) -> TensorDict:
+        everything = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+        self.reset_envs(everything)
+        self.action = torch.zeros_like(self.action)
+        self.episode_length_buf = torch.zeros_like(self.episode_length_buf)
+        self.episode_sums = torch.zeros_like(self.episode_sums)
+        return self.observe()
+
+    def get_observations(self) -> TensorDict:
+        return self.observe()
+
+    def step(self, actions: torch.Tensor) -> StepResult:
+        self.action = self.process_action(actions)
+        invalid = self.physics_step()
+        terms = torch.stack([t.weight * t.func(self, **t.params) for t in self.cfg.rewards.values()], dim=-1)
+        # An invalid world (non-finite physics) earns nothing and ends its episode; it never leaks NaN.
+        terms = torch.where(invalid.unsqueeze(-1), 0.0, terms)
+        reward = terms.sum(-1)
+        episode_sums = self.episode_sums + terms
+        length = self.episode_length_buf + 1
+        terminated = self.terminated() | invalid
+        truncated = (length >= self.max_episode_length) & ~terminated
+        done = terminated | truncated
+        final_obs = self.observe().apply(lambda x: torch.where(invalid.view(-1, *([1] * (x.dim() - 1))), 0.0, x))
+        extras: dict[str, Any] = {
+            "final_obs": final_obs,
+            "episode": {f"reward/{name}": episode_sums[:, i] for i, name in enumerate(self.reward_names)},
+            "counts": {"invalid_physics_resets": invalid.sum()},
+        }
+        self.reset_envs(done)
+        self.episode_length_buf = torch.where(done, 0, length)
+        self.episode_sums = torch.where(done.unsqueeze(-1), 0.0, episode_sums)
+        return self.observe(), reward.float(), terminated, truncated, extras
