@@ -14,6 +14,10 @@ TASK ?= pendulum
 install: $(STAMP)
 
 $(STAMP): setup.py
+	@# Offscreen rendering of MuJoCo (play --video, its tests) needs EGL; install Mesa's where it is missing.
+	@$(PYTHON) -c "import ctypes.util, sys; sys.exit(0 if ctypes.util.find_library('EGL') else 1)" || \
+		{ command -v apt-get >/dev/null && $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q \
+		libegl1 libgl1-mesa-dri >/dev/null; } || echo "warning: no EGL: MuJoCo rendering will not work"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH)"
 	$(PY) -m pip install --quiet -e ".[dev]"
