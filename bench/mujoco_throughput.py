@@ -14,6 +14,9 @@ Medians of repeats, ``torch.set_num_threads(threads)``, nothing else running.
     python bench/mujoco_throughput.py [--threads 2] [--worlds 1024] [--repeats 5]
 """
 
+# pyright: reportAttributeAccessIssue=false
+# (mujoco's compiled modules are re-exported with `import *`, which pyright cannot follow)
+
 from __future__ import annotations
 
 import argparse
