@@ -75,6 +75,15 @@ class Env(ABC):
         if state:
             raise NotImplementedError(f"{type(self).__name__} does not implement load_state_dict")
 
+    def deployment_spec(self) -> dict[str, Any]:
+        """Optional: what a deployed policy needs to know about this env, embedded in exported policies.
+
+        ``{"observation": {group: [(term name, size), ...]}, "action": {"names": [...], "default": [...],
+        "scale": [...], "low": [...], "high": [...], "kp": [...], "kd": [...]}}`` -- every key optional. The terms of a
+        group are listed in the order the group concatenates them.
+        """
+        return {}
+
     def render(self, worlds: tuple[int, ...] = (0,), width: int = 640, height: int = 480) -> Any:
         """Optional: RGB frames ``uint8 [len(worlds), height, width, 3]`` of the chosen envs (numpy)."""
         raise NotImplementedError(f"{type(self).__name__} cannot render")

@@ -1,7 +1,9 @@
-"""Export of a trained policy: observation normaliser + MLP → action mean, as ONNX and TorchScript.
+"""Export of a trained policy: observation normaliser + network → action mean, as ONNX and TorchScript.
 
-Input ``obs [batch, obs_dim]`` (the actor's observation groups concatenated in ``obs_groups`` order), output
-``actions [batch, num_actions]``, as rsl_rl exports. ``deploy/export.py`` adds metadata and a parity check.
+MLP policies: input ``obs [batch, obs_dim]`` (the actor's observation groups concatenated in ``obs_groups`` order),
+output ``actions [batch, num_actions]``, as rsl_rl exports. Recurrent policies add explicit state: inputs ``obs, h_in``
+(and ``c_in`` for an LSTM), outputs ``actions, h_out`` (and ``c_out``), each state ``[layers, batch, hidden]``.
+``deploy/export.py`` adds metadata and the parity check that every deployment export runs.
 """
 
 from __future__ import annotations
@@ -9,14 +11,16 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from tensordict import TensorDict
 from torch import nn
 
+from rsl_rl.atomic import atomic_write
 from rsl_rl.modules.mlp import MLPModel
 from rsl_rl.modules.normalizer import EmpiricalNormalization
-from rsl_rl.runners.checkpoint import atomic_write
+from rsl_rl.modules.rnn import RNNModel
 
 ONNX_OPSET = 18
 
@@ -38,13 +42,10 @@ class InferencePolicy(nn.Module):
         return self.actor(torch.cat([obs[g] for g in self.obs_groups], dim=-1))
 
 
-class ExportedPolicy(nn.Module):
-    """A standalone copy of normaliser + MLP, free of training state, for tracing and scripting.
+class _Normalize(nn.Module):
+    """The running statistics frozen into constants: ``(obs − offset) / scale``."""
 
-    The running statistics are frozen into two constants: ``actions = mlp((obs − offset) / scale)``.
-    """
-
-    def __init__(self, actor: MLPModel) -> None:
+    def __init__(self, actor: MLPModel | RNNModel) -> None:
         super().__init__()
         normalizer = actor.obs_normalizer
         if isinstance(normalizer, EmpiricalNormalization):
@@ -54,26 +55,93 @@ class ExportedPolicy(nn.Module):
         # Frozen parameters rather than buffers: typed attributes that TorchScript and ONNX both handle.
         self.offset = nn.Parameter(offset.cpu(), requires_grad=False)
         self.scale = nn.Parameter(scale.cpu(), requires_grad=False)
-        self.mlp = copy.deepcopy(actor.mlp).cpu().eval()
-        self.obs_dim = actor.obs_dim
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.mlp((obs - self.offset) / self.scale)
+        return (obs - self.offset) / self.scale
 
 
-def export_onnx(actor: MLPModel, path: str | os.PathLike[str], opset: int = ONNX_OPSET, verbose: bool = False) -> Path:
+class ExportedPolicy(nn.Module):
+    """A standalone copy of normaliser + MLP, free of training state, for tracing and scripting."""
+
+    def __init__(self, actor: MLPModel) -> None:
+        super().__init__()
+        self.normalize = _Normalize(actor)
+        self.mlp = copy.deepcopy(actor.mlp).cpu().eval()
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.normalize(obs))
+
+
+class ExportedGRUPolicy(nn.Module):
+    """``(obs, h_in) → (actions, h_out)``."""
+
+    def __init__(self, actor: RNNModel) -> None:
+        super().__init__()
+        self.normalize = _Normalize(actor)
+        self.rnn = copy.deepcopy(actor.rnn).cpu().eval()
+        self.mlp = copy.deepcopy(actor.mlp).cpu().eval()
+
+    def forward(self, obs: torch.Tensor, h_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y, h_out = self.rnn(self.normalize(obs).unsqueeze(0), h_in)
+        return self.mlp(y.squeeze(0)), h_out
+
+
+class ExportedLSTMPolicy(nn.Module):
+    """``(obs, h_in, c_in) → (actions, h_out, c_out)``."""
+
+    def __init__(self, actor: RNNModel) -> None:
+        super().__init__()
+        self.normalize = _Normalize(actor)
+        self.rnn = copy.deepcopy(actor.rnn).cpu().eval()
+        self.mlp = copy.deepcopy(actor.mlp).cpu().eval()
+
+    def forward(
+        self, obs: torch.Tensor, h_in: torch.Tensor, c_in: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        y, (h_out, c_out) = self.rnn(self.normalize(obs).unsqueeze(0), (h_in, c_in))
+        return self.mlp(y.squeeze(0)), h_out, c_out
+
+
+def exportable(actor: MLPModel | RNNModel) -> nn.Module:
+    """The export module of an actor."""
+    if isinstance(actor, RNNModel):
+        return ExportedGRUPolicy(actor) if actor.cfg.rnn_type == "gru" else ExportedLSTMPolicy(actor)
+    return ExportedPolicy(actor)
+
+
+def io_names(actor: MLPModel | RNNModel) -> tuple[list[str], list[str]]:
+    """ONNX input and output names."""
+    if isinstance(actor, RNNModel):
+        if actor.cfg.rnn_type == "gru":
+            return ["obs", "h_in"], ["actions", "h_out"]
+        return ["obs", "h_in", "c_in"], ["actions", "h_out", "c_out"]
+    return ["obs"], ["actions"]
+
+
+def example_inputs(actor: MLPModel | RNNModel, batch: int = 1) -> tuple[torch.Tensor, ...]:
+    obs = torch.zeros(batch, actor.obs_dim)
+    if isinstance(actor, RNNModel):
+        return (obs, *actor.initial_hidden(batch))
+    return (obs,)
+
+
+def export_onnx(
+    actor: MLPModel | RNNModel, path: str | os.PathLike[str], opset: int = ONNX_OPSET, verbose: bool = False
+) -> Path:
     """Write the deterministic policy as ONNX with a dynamic batch axis (atomic write)."""
-    model = ExportedPolicy(actor)
-    dummy = torch.zeros(1, model.obs_dim)
+    model = exportable(actor)
+    inputs, outputs = io_names(actor)
+    dynamic: dict[str, Any] = {"obs": {0: "batch"}, "actions": {0: "batch"}}
+    dynamic.update({name: {1: "batch"} for name in inputs[1:] + outputs[1:]})  # states: [layers, batch, hidden]
 
     def write(f: object) -> None:
         torch.onnx.export(
             model,
-            (dummy,),
+            example_inputs(actor),
             f,  # type: ignore[arg-type]
-            input_names=["obs"],
-            output_names=["actions"],
-            dynamic_axes={"obs": {0: "batch"}, "actions": {0: "batch"}},
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=dynamic,
             opset_version=opset,
             verbose=verbose,
             dynamo=False,
@@ -82,7 +150,9 @@ def export_onnx(actor: MLPModel, path: str | os.PathLike[str], opset: int = ONNX
     return atomic_write(path, write)
 
 
-def export_jit(actor: MLPModel, path: str | os.PathLike[str]) -> Path:
+def export_jit(
+    actor: MLPModel | RNNModel, path: str | os.PathLike[str], extra_files: dict[str, str] | None = None
+) -> Path:
     """Write the deterministic policy as a scripted TorchScript module (atomic write)."""
-    scripted = torch.jit.script(ExportedPolicy(actor))
-    return atomic_write(path, lambda f: torch.jit.save(scripted, f))
+    scripted = torch.jit.script(exportable(actor))
+    return atomic_write(path, lambda f: torch.jit.save(scripted, f, _extra_files=extra_files or {}))

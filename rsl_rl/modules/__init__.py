@@ -3,6 +3,7 @@
 from rsl_rl.modules.distribution import DistributionConfig, GaussianDistribution
 from rsl_rl.modules.mlp import MLP, ActorConfig, MLPModel, ModelConfig
 from rsl_rl.modules.normalizer import EmpiricalNormalization
+from rsl_rl.modules.rnn import RNNConfig, RNNModel
 
 __all__ = [
     "MLP",
@@ -12,4 +13,6 @@ __all__ = [
     "GaussianDistribution",
     "MLPModel",
     "ModelConfig",
+    "RNNConfig",
+    "RNNModel",
 ]

@@ -28,6 +28,14 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 INPLACE = (nn.ELU, nn.SELU, nn.ReLU, nn.LeakyReLU, nn.SiLU, nn.Mish)
 
 
+def validate_mlp(hidden_dims: tuple[int, ...], activation: str) -> None:
+    """Errors naming the field and the allowed values."""
+    if activation.lower() not in ACTIVATIONS:
+        raise ValueError(f"activation={activation!r}; allowed: {sorted(ACTIVATIONS)}")
+    if not hidden_dims or min(int(d) for d in hidden_dims) <= 0:
+        raise ValueError(f"hidden_dims={tuple(hidden_dims)}; need at least one positive width")
+
+
 def _short_name(class_name: str) -> str:
     """``"rsl_rl.models:MLPModel"`` / ``"rsl_rl.models.MLPModel"`` / ``"MLPModel"`` → ``"MLPModel"``."""
     return class_name.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
@@ -49,11 +57,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if _short_name(self.class_name) != "MLPModel":
             raise ValueError(f"class_name={self.class_name!r} is not supported; allowed: 'MLPModel'")
-        if self.activation.lower() not in ACTIVATIONS:
-            raise ValueError(f"activation={self.activation!r}; allowed: {sorted(ACTIVATIONS)}")
+        validate_mlp(self.hidden_dims, self.activation)
         self.hidden_dims = tuple(int(d) for d in self.hidden_dims)
-        if not self.hidden_dims or min(self.hidden_dims) <= 0:
-            raise ValueError(f"hidden_dims={self.hidden_dims}; need at least one positive width")
 
 
 @dataclass

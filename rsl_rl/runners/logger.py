@@ -18,7 +18,7 @@ from typing import Any, Literal
 import torch
 from tensordict import TensorDict
 
-from rsl_rl.runners.checkpoint import atomic_write
+from rsl_rl.atomic import atomic_write
 
 
 class EpisodeTracker:

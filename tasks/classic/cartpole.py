@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from tensordict import TensorDict
@@ -146,6 +147,11 @@ class CartPoleEnv(TorchTask):
         x, x_dot, theta, theta_dot = self.state.unbind(-1)
         obs = torch.stack([x, x_dot, torch.cos(theta), torch.sin(theta), theta_dot], dim=-1).float()
         return TensorDict({"policy": obs}, batch_size=[self.num_envs], device=self.device)
+
+    def deployment_spec(self) -> dict[str, Any]:
+        terms = [("x", 1), ("x_dot", 1), ("cos_theta", 1), ("sin_theta", 1), ("theta_dot", 1)]
+        action = {"names": ["force"], "default": [0.0], "scale": [self.cfg.force_mag], "low": [-1.0], "high": [1.0]}
+        return {"observation": {"policy": terms}, "action": action}
 
     def terminated(self) -> torch.Tensor:
         if self.cfg.end_stops:

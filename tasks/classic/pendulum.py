@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from tensordict import TensorDict
@@ -109,3 +110,10 @@ class PendulumEnv(TorchTask):
 
     def terminated(self) -> torch.Tensor:
         return torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+
+    def deployment_spec(self) -> dict[str, Any]:
+        limit = self.cfg.max_torque
+        return {
+            "observation": {"policy": [("cos_theta", 1), ("sin_theta", 1), ("theta_dot", 1)]},
+            "action": {"names": ["torque"], "default": [0.0], "scale": [1.0], "low": [-limit], "high": [limit]},
+        }

@@ -97,6 +97,28 @@ class MujocoTask(BatchedTask):
     def before_physics(self) -> None:
         """Hook run right before the physics step (e.g. to remember positions for a velocity reward)."""
 
+    def observation_terms(self) -> list[tuple[str, int]]:
+        """The ``policy`` group's terms in order, for deployment metadata (default: one term)."""
+        return [("policy", int(self.get_observations()["policy"].shape[-1]))]
+
+    def deployment_spec(self) -> dict[str, Any]:
+        """Observation terms, and actuators as the action layout (position actuators also give their PD gains)."""
+        m = self.model
+        names = [m.actuator(i).name or f"actuator_{i}" for i in range(m.nu)]
+        action: dict[str, Any] = {
+            "names": names,
+            "default": [0.0] * m.nu,
+            "scale": [1.0] * m.nu,
+            "low": self.ctrl_low.tolist(),
+            "high": self.ctrl_high.tolist(),
+        }
+        # A position actuator is gain kp on ctrl with bias (0, −kp, −kd): report its PD gains.
+        position = (m.actuator_gaintype == 0) & (m.actuator_biastype == 1)
+        if position.all() and m.nu > 0:
+            action["kp"] = m.actuator_gainprm[:, 0].tolist()
+            action["kd"] = (-m.actuator_biasprm[:, 2]).tolist()
+        return {"observation": {"policy": self.observation_terms()}, "action": action}
+
     # --- helpers -----------------------------------------------------------------------------------------------------
 
     def uniform(self, low: float, high: float, dim: int) -> torch.Tensor:

@@ -80,5 +80,9 @@ class AntEnv(MujocoTask):
         obs = torch.cat([self.sim.qpos[:, 2:], self.sim.qvel, forces], dim=-1).float()
         return TensorDict({"policy": obs}, batch_size=[self.num_envs], device=self.device)
 
+    def observation_terms(self) -> list[tuple[str, int]]:
+        m = self.model
+        return [("qpos[2:]", m.nq - 2), ("qvel", m.nv), ("clip(cfrc_ext[1:], contact_force_range)", 6 * (m.nbody - 1))]
+
     def terminated(self) -> torch.Tensor:
         return ~self.is_healthy()

@@ -51,5 +51,8 @@ class HalfCheetahEnv(MujocoTask):
         obs = torch.cat([self.sim.qpos[:, 1:], self.sim.qvel], dim=-1).float()
         return TensorDict({"policy": obs}, batch_size=[self.num_envs], device=self.device)
 
+    def observation_terms(self) -> list[tuple[str, int]]:
+        return [("qpos[1:]", self.model.nq - 1), ("qvel", self.model.nv)]
+
     def terminated(self) -> torch.Tensor:
         return torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)

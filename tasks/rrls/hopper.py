@@ -84,6 +84,9 @@ class HopperEnv(MujocoTask):
         obs = torch.cat([self.sim.qpos[:, 1:], self.sim.qvel.clamp(-10.0, 10.0)], dim=-1).float()
         return TensorDict({"policy": obs}, batch_size=[self.num_envs], device=self.device)
 
+    def observation_terms(self) -> list[tuple[str, int]]:
+        return [("qpos[1:]", self.model.nq - 1), ("clip(qvel, -10, 10)", self.model.nv)]
+
     def terminated(self) -> torch.Tensor:
         return ~self.is_healthy()
 

@@ -79,5 +79,17 @@ class HumanoidStandupEnv(MujocoTask):
         obs = torch.cat(parts, dim=-1).float()
         return TensorDict({"policy": obs}, batch_size=[self.num_envs], device=self.device)
 
+    def observation_terms(self) -> list[tuple[str, int]]:
+        m = self.model
+        bodies = m.nbody - 1
+        return [
+            ("qpos[2:]", m.nq - 2),
+            ("qvel", m.nv),
+            ("cinert[1:]", 10 * bodies),
+            ("cvel[1:]", 6 * bodies),
+            ("qfrc_actuator[6:]", m.nv - 6),
+            ("cfrc_ext[1:]", 6 * bodies),
+        ]
+
     def terminated(self) -> torch.Tensor:
         return torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)

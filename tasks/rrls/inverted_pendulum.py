@@ -48,6 +48,9 @@ class InvertedPendulumEnv(MujocoTask):
         obs = torch.cat([self.sim.qpos, self.sim.qvel], dim=-1).float()
         return TensorDict({"policy": obs}, batch_size=[self.num_envs], device=self.device)
 
+    def observation_terms(self) -> list[tuple[str, int]]:
+        return [("qpos", self.model.nq), ("qvel", self.model.nv)]
+
     def terminated(self) -> torch.Tensor:
         finite = torch.isfinite(self.sim.qpos).all(-1) & torch.isfinite(self.sim.qvel).all(-1)
         return ~finite | (self.sim.qpos[:, 1].abs() > self.cfg.angle_limit)

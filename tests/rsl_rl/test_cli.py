@@ -94,7 +94,7 @@ def test_list_tasks(capsys: pytest.CaptureFixture[str]) -> None:
     [
         (["train", "--task", "pendulm"], "unknown task 'pendulm'; valid tasks: ant, cartpole-balance"),
         (["train"], "--task is required; valid tasks:"),
-        (["fly"], "unknown command 'fly'; valid commands: train, play, export, list-tasks"),
+        (["fly"], "unknown command 'fly'; valid commands: train, play, export, deploy-sim, list-tasks"),
         (["train", "--task", "pendulum", "--device", "tpu"], "--device 'tpu'"),
         (["play", "--checkpoint", "/nonexistent/run"], "checkpoint not found"),
     ],

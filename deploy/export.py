@@ -1,0 +1,324 @@
+"""From a checkpoint to a deployable policy file: ONNX (and TorchScript) with embedded metadata and a parity check.
+
+The metadata (JSON under the ONNX ``metadata_props`` key :data:`METADATA_KEY`, and ``metadata.json`` inside the
+TorchScript file) is what a robot-side runtime needs besides the network: the observation layout (groups, terms,
+sizes, order), the action layout (names, default pose, scale, limits, PD gains), the control period and decimation,
+the recurrent state, the library version, the training run and the checkpoint's SHA-256.
+
+Every export runs a parity check before anything is written: onnxruntime and TorchScript against the torch policy on
+≥ 10,000 observations (random ones spread by the normaliser's statistics, plus recorded ones when given); a file whose
+largest difference exceeds the tolerance (1e-5) is refused with :class:`ExportParityError`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import rsl_rl
+from deploy.metadata import METADATA_KEY, SCHEMA_VERSION, parse_metadata
+from rsl_rl.export import export_jit, export_onnx, exportable, io_names
+from rsl_rl.modules.mlp import MLPModel
+from rsl_rl.modules.normalizer import EmpiricalNormalization
+from rsl_rl.modules.rnn import RNNModel
+
+TOLERANCE = 1e-5
+MIN_SAMPLES = 10_000
+
+
+class ExportParityError(RuntimeError):
+    """The exported file does not reproduce the torch policy; nothing was written."""
+
+
+@dataclass
+class ExportReport:
+    """What an export wrote and how close it is to torch."""
+
+    onnx: Path
+    torchscript: Path
+    metadata: dict[str, Any]
+    max_abs_diff_onnx: float
+    max_abs_diff_torchscript: float
+    samples: int
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def policy_metadata(
+    actor: MLPModel | RNNModel,
+    obs_groups: list[str],
+    env_spec: dict[str, Any] | None = None,
+    control_period: float | None = None,
+    decimation: int | None = None,
+    task: str | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    iteration: int | None = None,
+    run: str | None = None,
+) -> dict[str, Any]:
+    """Assemble the metadata of a policy; ``env_spec`` is the env's ``deployment_spec()``."""
+    env_spec = env_spec or {}
+    terms_by_group = env_spec.get("observation", {})
+    terms: list[dict[str, Any]] = []
+    for group in obs_groups:
+        group_terms = terms_by_group.get(group)
+        if not group_terms:  # the env does not describe it: one term of the group's size
+            group_terms = [(group, None)]
+        terms += [{"group": group, "name": name, "size": size, "scale": 1.0} for name, size in group_terms]
+    known = sum(t["size"] or 0 for t in terms)
+    for t in terms:  # a single undescribed group takes the remaining width
+        if t["size"] is None:
+            t["size"] = actor.obs_dim - known
+    if sum(t["size"] for t in terms) != actor.obs_dim:
+        raise ValueError(
+            f"the env's observation terms add up to {sum(t['size'] for t in terms)} but the policy reads "
+            f"{actor.obs_dim} values; fix the env's deployment_spec()"
+        )
+    action = dict(env_spec.get("action", {}))
+    action.setdefault("names", [f"action_{i}" for i in range(actor.output_dim)])
+    action.setdefault("default", [0.0] * actor.output_dim)
+    action.setdefault("scale", [1.0] * actor.output_dim)
+    action.setdefault("low", [-float("inf")] * actor.output_dim)
+    action.setdefault("high", [float("inf")] * actor.output_dim)
+    for key in ("names", "default", "scale", "low", "high", "kp", "kd"):
+        if key in action and len(action[key]) != actor.output_dim:
+            raise ValueError(f"action.{key} has {len(action[key])} entries; the policy outputs {actor.output_dim}")
+    inputs, outputs = io_names(actor)
+    recurrent = None
+    if isinstance(actor, RNNModel):
+        recurrent = {
+            "type": actor.cfg.rnn_type,
+            "layers": actor.cfg.rnn_num_layers,
+            "hidden": actor.cfg.rnn_hidden_dim,
+            "state_inputs": inputs[1:],
+            "state_outputs": outputs[1:],
+        }
+    meta: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "library": "rsl-rl-forge",
+        "library_version": rsl_rl.__version__,
+        "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "task": task,
+        "inputs": inputs,
+        "outputs": outputs,
+        "observation": {"dim": actor.obs_dim, "groups": list(obs_groups), "terms": terms},
+        "action": {"dim": actor.output_dim, **action},
+        "control": {"period_s": control_period, "decimation": decimation},
+        "recurrent": recurrent,
+        "training": {"run": run, "iteration": iteration},
+    }
+    if checkpoint is not None:
+        meta["training"]["checkpoint"] = os.path.basename(os.fspath(checkpoint))
+        meta["training"]["checkpoint_sha256"] = file_sha256(checkpoint)
+    return json.loads(json.dumps(meta, default=float))  # plain JSON types only
+
+
+def parity_observations(
+    actor: MLPModel | RNNModel, num_random: int = MIN_SAMPLES, recorded: np.ndarray | None = None, seed: int = 0
+) -> np.ndarray:
+    """``[n, obs_dim]`` float32 test inputs: N(mean, (2·std)²) from the normaliser (unit scale without one), plus
+    ``recorded`` observations."""
+    rng = np.random.default_rng(seed)
+    mean, std = np.zeros(actor.obs_dim), np.ones(actor.obs_dim)
+    if isinstance(actor.obs_normalizer, EmpiricalNormalization) and int(actor.obs_normalizer.count) > 0:
+        mean = actor.obs_normalizer.mean.detach().cpu().double().numpy()
+        std = actor.obs_normalizer.std.detach().cpu().double().numpy()
+    samples = mean + 2.0 * std * rng.standard_normal((num_random, actor.obs_dim))
+    if recorded is not None and len(recorded):
+        samples = np.concatenate([samples, np.asarray(recorded, dtype=np.float64).reshape(-1, actor.obs_dim)])
+    return samples.astype(np.float32)
+
+
+def _reference(actor: MLPModel | RNNModel, obs: np.ndarray, sequence: int) -> np.ndarray:
+    """Torch actions for ``obs``; a recurrent policy runs them as sequences of ``sequence`` steps from zero state."""
+    model = exportable(actor)
+    with torch.no_grad():
+        x = torch.from_numpy(obs)
+        if not isinstance(actor, RNNModel):
+            return model(x).numpy()
+        out = []
+        for start in range(0, len(x), sequence):
+            chunk = x[start : start + sequence]
+            state = actor.initial_hidden(1)
+            for row in chunk:
+                action, *state = model(row.unsqueeze(0), *state)
+                out.append(action)
+        return torch.cat(out).numpy()
+
+
+def _run_onnx(path: Path, actor: MLPModel | RNNModel, obs: np.ndarray, sequence: int) -> np.ndarray:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    if not isinstance(actor, RNNModel):
+        return np.asarray(session.run(None, {"obs": obs})[0])
+    inputs, _ = io_names(actor)
+    out = []
+    for start in range(0, len(obs), sequence):
+        state = [s.numpy() for s in actor.initial_hidden(1)]
+        for row in obs[start : start + sequence]:
+            action, *state = session.run(None, {"obs": row[None], **dict(zip(inputs[1:], state, strict=True))})
+            out.append(action)
+    return np.concatenate(out)
+
+
+def _run_jit(path: Path, actor: MLPModel | RNNModel, obs: np.ndarray, sequence: int) -> np.ndarray:
+    module = torch.jit.load(str(path))
+    with torch.no_grad():
+        x = torch.from_numpy(obs)
+        if not isinstance(actor, RNNModel):
+            return module(x).numpy()
+        out = []
+        for start in range(0, len(x), sequence):
+            state = actor.initial_hidden(1)
+            for row in x[start : start + sequence]:
+                action, *state = module(row.unsqueeze(0), *state)
+                out.append(action)
+        return torch.cat(out).numpy()
+
+
+def _attach_metadata(path: Path, metadata: dict[str, Any]) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    entry = model.metadata_props.add()
+    entry.key = METADATA_KEY
+    entry.value = json.dumps(metadata)
+    onnx.save(model, str(path))
+
+
+def export_policy(
+    actor: MLPModel | RNNModel,
+    out_dir: str | os.PathLike[str],
+    metadata: dict[str, Any],
+    recorded: np.ndarray | None = None,
+    num_random: int = MIN_SAMPLES,
+    tolerance: float = TOLERANCE,
+    sequence: int = 100,
+    name: str = "policy",
+) -> ExportReport:
+    """Write ``<name>.onnx`` and ``<name>.pt`` into ``out_dir`` after they pass the parity check.
+
+    Recurrent policies are checked on sequences of ``sequence`` steps, with the state carried from step to step.
+    """
+    actor = actor.cpu().eval()
+    obs = parity_observations(actor, num_random, recorded)
+    if len(obs) < MIN_SAMPLES:
+        raise ValueError(f"the parity check needs >= {MIN_SAMPLES} observations, got {len(obs)}")
+    expected = _reference(actor, obs, sequence)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.export.", dir=out_dir))
+    try:
+        onnx_tmp, jit_tmp = staging / f"{name}.onnx", staging / f"{name}.pt"
+        export_onnx(actor, onnx_tmp)
+        _attach_metadata(onnx_tmp, metadata)
+        export_jit(actor, jit_tmp, {"metadata.json": json.dumps(metadata)})
+        diff_onnx = float(np.abs(_run_onnx(onnx_tmp, actor, obs, sequence) - expected).max())
+        diff_jit = float(np.abs(_run_jit(jit_tmp, actor, obs, sequence) - expected).max())
+        if not (diff_onnx <= tolerance and diff_jit <= tolerance):  # also catches NaN
+            raise ExportParityError(
+                f"exported policy differs from torch: max |Δ| ONNX {diff_onnx:.3g}, TorchScript {diff_jit:.3g} "
+                f"(tolerance {tolerance:g}, {len(obs)} observations); no file written"
+            )
+        onnx_path, jit_path = out_dir / f"{name}.onnx", out_dir / f"{name}.pt"
+        os.replace(onnx_tmp, onnx_path)
+        os.replace(jit_tmp, jit_path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ExportReport(onnx_path, jit_path, metadata, diff_onnx, diff_jit, len(obs))
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metadata embedded in an exported ONNX file."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    for entry in model.metadata_props:
+        if entry.key == METADATA_KEY:
+            return parse_metadata(entry.value, str(path))
+    raise KeyError(f"{path} has no '{METADATA_KEY}' metadata: it was not exported by deploy.export")
+
+
+__all__ = [
+    "ExportParityError",
+    "ExportReport",
+    "export_policy",
+    "file_sha256",
+    "parity_observations",
+    "policy_metadata",
+    "read_metadata",
+]
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | None = None,
+    task: str | None = None,
+    record_envs: int = 16,
+    record_steps: int = 200,
+) -> ExportReport:
+    """Export a training checkpoint: rebuild its actor, read the task's deployment spec, record observations of the
+    policy in the task (for the parity check), and write ``policy.onnx``/``policy.pt`` with metadata.
+
+    ``task`` defaults to the one the checkpoint records; without a task the metadata has no layout or timing.
+    """
+    from rsl_rl.registry import get_task
+    from rsl_rl.runners.checkpoint import latest_checkpoint, load_checkpoint
+    from rsl_rl.runners.config import TrainConfig, train_config_from_dict
+
+    path = Path(checkpoint)
+    path = latest_checkpoint(path) if path.is_dir() else path
+    state = load_checkpoint(path, map_location="cpu")
+    cfg = train_config_from_dict(state["config"]) if "config" in state else TrainConfig()
+    weights = state["actor_state_dict"]
+    layers = sorted(
+        (k for k in weights if k.startswith("mlp.") and k.endswith(".weight")), key=lambda k: int(k.split(".")[1])
+    )
+    obs_dim, num_actions = weights[layers[0]].shape[1], weights[layers[-1]].shape[0]
+    actor = MLPModel(obs_dim, num_actions, cfg.actor)
+    actor.load_state_dict(weights)
+    actor.eval()
+    groups = (state.get("obs_groups") or {}).get("actor", ["policy"])
+    task = task or (state.get("infos") or {}).get("task")
+    env_spec: dict[str, Any] = {}
+    recorded = None
+    period = decimation = None
+    if task is not None:
+        spec = get_task(task)
+        env_cfg = spec.env_cfg()
+        env_cfg.num_envs = record_envs
+        if hasattr(env_cfg, "sim"):
+            env_cfg.sim.backend = "cpu"
+        env = spec.build(env_cfg, device="cpu", seed=12345)
+        env_spec, period, decimation = env.deployment_spec(), env.step_dt, getattr(env_cfg, "decimation", 1)
+        rows = []
+        with torch.inference_mode():
+            obs = env.reset()
+            for _ in range(record_steps):
+                x = torch.cat([obs[g] for g in groups], dim=-1)
+                rows.append(x.numpy().copy())
+                obs = env.step(actor(x))[0]
+        recorded = np.concatenate(rows)
+        env.close()
+    metadata = policy_metadata(
+        actor, groups, env_spec, period, decimation, task, path, int(state.get("iter", 0)), str(path.parent)
+    )
+    return export_policy(actor, out_dir or path.parent / "exported", metadata, recorded)

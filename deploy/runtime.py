@@ -1,0 +1,317 @@
+"""Torch-free policy runtime for a robot computer: numpy + onnxruntime only.
+
+    runtime = PolicyRuntime("policy.onnx", SafetyConfig(rate_limit=0.2))
+    result = runtime.step(observation, timestamp=t_obs)   # or runtime.observation(signals) to assemble it by name
+    send(result.action)                                    # result.fault / result.safe say what the safety layer did
+
+Every action passes the safety layer:
+
+* an observation that is not a float array of the policy's shape, holds NaN/inf or values beyond
+  ``max_abs_observation``, or is older than ``max_observation_age_s`` → the safe action (the default pose), a fault
+  flag, and the recurrent state is not advanced;
+* a policy output that is not finite → the safe action;
+* a policy call slower than the watchdog (default: the control period) → ``OVERRUN``; ``max_consecutive_overruns``
+  in a row latch safe mode (``LATCHED``) until :meth:`PolicyRuntime.reset`;
+* every emitted action, the safe one included, is clipped to the joint limits and moves at most ``rate_limit`` per
+  step from the previous one.
+
+``step`` never raises on bad input. ``rsl-rl-runtime replay`` runs a policy over logged observations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from deploy.metadata import METADATA_KEY, parse_metadata
+
+
+class Fault(enum.IntFlag):
+    """Why the safety layer intervened (flags combine)."""
+
+    NONE = 0
+    BAD_TYPE = 1
+    """The observation is not a float32/float64 numpy array."""
+    BAD_SHAPE = 2
+    """The observation does not have the policy's size."""
+    NON_FINITE = 4
+    """NaN or inf in the observation."""
+    OUT_OF_RANGE = 8
+    """An observation value beyond ``max_abs_observation``."""
+    STALE = 16
+    """The observation is older than ``max_observation_age_s``."""
+    MISSING_SIGNAL = 32
+    """A named signal the observation needs was not given."""
+    BAD_ACTION = 64
+    """The policy produced a non-finite action."""
+    OVERRUN = 128
+    """The policy call took longer than the watchdog allows."""
+    LATCHED = 256
+    """Too many overruns in a row: safe mode until ``reset()``."""
+
+
+_NONE = Fault.NONE
+
+
+@dataclass
+class SafetyConfig:
+    """Limits of the safety layer."""
+
+    rate_limit: float | None = None
+    """Largest change of any action entry between consecutive steps (action units); None disables."""
+    max_observation_age_s: float | None = None
+    """Observations older than this (by the timestamp given to ``step``) are rejected; None disables."""
+    watchdog_s: float | None = None
+    """Longest allowed policy call; None = the policy's control period (no watchdog if that is unknown)."""
+    max_consecutive_overruns: int = 3
+    """Overruns in a row that latch safe mode."""
+    max_abs_observation: float = 1e6
+    """Observation magnitude considered corrupt."""
+
+
+@dataclass(slots=True)
+class StepResult:
+    """One control step's output."""
+
+    action: np.ndarray
+    """float32 ``[action_dim]``, within the joint limits."""
+    fault: Fault
+    """Flags of what the safety layer found (``Fault.NONE`` if nothing)."""
+    safe: bool
+    """True if ``action`` is the safe fall-back, not the policy's."""
+    policy_seconds: float
+    """Duration of the policy call (0 if it was not called)."""
+
+
+class PolicyRuntime:
+    """Runs an exported policy (MLP or recurrent) one control step at a time, behind the safety layer."""
+
+    def __init__(
+        self,
+        path: str,
+        safety: SafetyConfig | None = None,
+        threads: int = 1,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.safety = safety or SafetyConfig()
+        self.clock = clock
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001 -- onnxruntime raises its own exception types
+            raise ValueError(f"{path} is not a loadable ONNX policy: {err}") from err
+        custom = self.session.get_modelmeta().custom_metadata_map
+        if METADATA_KEY not in custom:
+            raise ValueError(f"{path} has no '{METADATA_KEY}' metadata: export it with `rsl-rl export`")
+        self.metadata = parse_metadata(custom[METADATA_KEY], path)
+        obs_meta, act_meta = self.metadata["observation"], self.metadata["action"]
+        self.obs_dim, self.action_dim = int(obs_meta["dim"]), int(act_meta["dim"])
+        self.low = np.asarray(act_meta["low"], dtype=np.float32)
+        self.high = np.asarray(act_meta["high"], dtype=np.float32)
+        self.default = np.clip(np.asarray(act_meta["default"], dtype=np.float32), self.low, self.high)
+        self.terms = [(t["name"], int(t["size"]), float(t.get("scale", 1.0))) for t in obs_meta["terms"]]
+        period = (self.metadata.get("control") or {}).get("period_s")
+        self.period = float(period) if period else None
+        self.watchdog = self.safety.watchdog_s if self.safety.watchdog_s is not None else self.period
+        rate = self.safety.rate_limit
+        self.rate = None if rate is None else np.full(self.action_dim, float(rate), dtype=np.float32)
+
+        # I/O binding to preallocated buffers: no allocation per step.
+        self._obs = np.zeros((1, self.obs_dim), dtype=np.float32)
+        self._assembled = np.zeros(self.obs_dim, dtype=np.float32)
+        self._slices = []
+        start = 0
+        for name, size, scale in self.terms:
+            self._slices.append((name, size, scale, slice(start, start + size)))
+            start += size
+        self._scratch = np.zeros(self.action_dim, dtype=np.float32)
+        self._neg_rate = -self.rate if self.rate is not None else np.zeros(self.action_dim, np.float32)
+        self._out = np.zeros((1, self.action_dim), dtype=np.float32)
+        self._binding = self.session.io_binding()
+        self._binding.bind_ortvalue_input("obs", ort.OrtValue.ortvalue_from_numpy(self._obs))
+        self._binding.bind_ortvalue_output("actions", ort.OrtValue.ortvalue_from_numpy(self._out))
+        recurrent = self.metadata.get("recurrent")
+        self._state_in: list[np.ndarray] = []
+        self._state_out: list[np.ndarray] = []
+        if recurrent:
+            shape = (int(recurrent["layers"]), 1, int(recurrent["hidden"]))
+            for name_in, name_out in zip(recurrent["state_inputs"], recurrent["state_outputs"], strict=True):
+                buf_in, buf_out = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+                self._binding.bind_ortvalue_input(name_in, ort.OrtValue.ortvalue_from_numpy(buf_in))
+                self._binding.bind_ortvalue_output(name_out, ort.OrtValue.ortvalue_from_numpy(buf_out))
+                self._state_in.append(buf_in)
+                self._state_out.append(buf_out)
+        self.reset()
+
+    # --- control -----------------------------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Zero the recurrent state, forget the last action and clear a latched fault (start of an episode)."""
+        for buf in self._state_in:
+            buf.fill(0.0)
+        self.last_action = self.default.copy()
+        self.overruns = 0
+        self.latched = False
+
+    def observation(self, signals: Mapping[str, Any]) -> np.ndarray | None:
+        """Assemble the observation vector from named signals (term names of the metadata), scaled; None if a
+        signal is missing or has the wrong size (``step(None)`` then reports it).
+
+        The vector is a buffer the runtime reuses: pass it to :meth:`step` (or copy it) before the next call.
+        """
+        out = self._assembled
+        for name, size, scale, where in self._slices:
+            value = signals.get(name)
+            if value is None:
+                return None
+            value = np.asarray(value)
+            if value.size != size:
+                return None
+            out[where] = value.reshape(-1)
+            if scale != 1.0:
+                out[where] *= scale
+        return out
+
+    def step(self, observation: Any, timestamp: float | None = None) -> StepResult:
+        """One control step: check the observation, run the policy, apply the safety layer. Never raises."""
+        fault = self._check(observation, timestamp)
+        if fault or self.latched:
+            return self._fallback(fault | (Fault.LATCHED if self.latched else Fault.NONE))
+        self._obs[0] = observation.reshape(-1)
+        start = self.clock()
+        self.session.run_with_iobinding(self._binding)
+        elapsed = self.clock() - start
+        action = self._out[0]
+        total = float(action.sum())
+        if total - total != 0.0:  # NaN or inf anywhere makes the sum NaN or inf, and x − x ≠ 0
+            return self._fallback(Fault.BAD_ACTION, elapsed)
+        fault = _NONE
+        if self.watchdog is not None and elapsed > self.watchdog:
+            self.overruns += 1
+            fault = Fault.OVERRUN
+            if self.overruns >= self.safety.max_consecutive_overruns:
+                self.latched = True
+                return self._fallback(Fault.OVERRUN | Fault.LATCHED, elapsed)
+        else:
+            self.overruns = 0
+        for buf_in, buf_out in zip(self._state_in, self._state_out, strict=True):
+            buf_in[...] = buf_out  # the recurrent state advances only on accepted steps
+        return StepResult(self._limit(action), fault, False, elapsed)
+
+    def _check(self, observation: Any, timestamp: float | None) -> Fault:
+        if observation is None:
+            return Fault.MISSING_SIGNAL
+        if not isinstance(observation, np.ndarray) or observation.dtype.char not in "fd":
+            return Fault.BAD_TYPE
+        if observation.size != self.obs_dim or observation.ndim not in (1, 2) or observation.shape[-1] != self.obs_dim:
+            return Fault.BAD_SHAPE
+        # max and min are NaN if any entry is, and NaN fails every comparison: one test for NaN, inf and magnitude.
+        bound = self.safety.max_abs_observation
+        if not (float(observation.max()) <= bound and float(observation.min()) >= -bound):
+            return Fault.NON_FINITE if not np.isfinite(observation).all() else Fault.OUT_OF_RANGE
+        max_age = self.safety.max_observation_age_s
+        if max_age is not None and (
+            timestamp is None or not np.isfinite(timestamp) or self.clock() - float(timestamp) > max_age
+        ):
+            return Fault.STALE
+        return _NONE
+
+    def _limit(self, action: np.ndarray) -> np.ndarray:
+        """Clip to the joint limits, then bound the change from the previous action (preallocated, in place)."""
+        out = self._scratch
+        np.maximum(action, self.low, out=out)
+        np.minimum(out, self.high, out=out)
+        if self.rate is not None:
+            np.subtract(out, self.last_action, out=out)
+            np.maximum(out, self._neg_rate, out=out)
+            np.minimum(out, self.rate, out=out)
+            np.add(self.last_action, out, out=out)
+        self.last_action[...] = out
+        return out.copy()
+
+    def _fallback(self, fault: Fault, elapsed: float = 0.0) -> StepResult:
+        """The safe action: the default pose, reached within the rate limit."""
+        return StepResult(self._limit(self.default), fault, True, elapsed)
+
+    def run(
+        self,
+        read: Callable[[], tuple[Any, float | None]],
+        write: Callable[[StepResult], None],
+        steps: int | None = None,
+        period: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> int:
+        """Fixed-rate loop: ``read() -> (observation or signals, timestamp)``, ``write(result)``, every ``period``
+        seconds (default: the policy's control period). Returns the number of steps run."""
+        period = period or self.period
+        if not period:
+            raise ValueError("no control period: pass period=... (the policy's metadata has none)")
+        next_tick = self.clock()
+        count = 0
+        while steps is None or count < steps:
+            observation, timestamp = read()
+            if isinstance(observation, Mapping):
+                observation = self.observation(observation)
+            write(self.step(observation, timestamp))
+            count += 1
+            next_tick += period
+            delay = next_tick - self.clock()
+            if delay > 0:
+                sleep(delay)
+            else:  # we fell behind: restart the schedule instead of bursting to catch up
+                next_tick = self.clock()
+        return count
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``rsl-rl-runtime replay``: run a policy over logged observations and save its actions and faults."""
+    parser = argparse.ArgumentParser(prog="rsl-rl-runtime", description="torch-free policy runtime")
+    sub = parser.add_subparsers(dest="command", required=True)
+    replay = sub.add_parser("replay", help="run a policy over logged observations (.npy [T, D] or .npz)")
+    replay.add_argument("--policy", required=True, help="exported ONNX policy")
+    replay.add_argument("--observations", required=True, help=".npy, or .npz with 'observations' [and 'timestamps']")
+    replay.add_argument("--out", help=".npz to write actions, faults and safe flags")
+    replay.add_argument("--rate-limit", type=float)
+    replay.add_argument("--reset-every", type=int, default=0, help="reset the runtime every N steps (episodes)")
+    args = parser.parse_args(argv)
+    try:
+        runtime = PolicyRuntime(args.policy, SafetyConfig(rate_limit=args.rate_limit))
+        data = np.load(args.observations)
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if isinstance(data, np.lib.npyio.NpzFile):
+        observations = data["observations"]
+        timestamps = data["timestamps"] if "timestamps" in data.files else None
+    else:
+        observations, timestamps = data, None
+    actions, faults, safe = [], [], []
+    for i, obs in enumerate(observations):
+        if args.reset_every and i % args.reset_every == 0:
+            runtime.reset()
+        result = runtime.step(np.asarray(obs), None if timestamps is None else float(timestamps[i]))
+        actions.append(result.action)
+        faults.append(int(result.fault))
+        safe.append(result.safe)
+    faulted = int(np.count_nonzero(faults))
+    print(f"{len(actions)} steps, {faulted} with faults, {int(np.sum(safe))} safe fall-backs")
+    if args.out:
+        np.savez(args.out, actions=np.stack(actions), faults=np.asarray(faults), safe=np.asarray(safe))
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Deployment export: metadata, parity for MLP and recurrent policies, refusal of a failing file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from deploy.export import (
+    ExportParityError,
+    export_checkpoint,
+    export_policy,
+    file_sha256,
+    policy_metadata,
+    read_metadata,
+)
+from rsl_rl.cli.main import main
+from rsl_rl.modules import ActorConfig, MLPModel, RNNConfig, RNNModel
+
+
+@pytest.fixture(scope="module")
+def pendulum_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("run")
+    assert (
+        main(["train", "--task", "pendulum", "--run-dir", str(run), "--max-iterations", "3", "--logger", "none"]) == 0
+    )
+    return run
+
+
+def test_checkpoint_export_carries_metadata(pendulum_run: Path, tmp_path: Path) -> None:
+    checkpoint = pendulum_run / "model_3.pt"
+    report = export_checkpoint(checkpoint, tmp_path)
+    assert report.samples >= 10_000 and max(report.max_abs_diff_onnx, report.max_abs_diff_torchscript) <= 1e-5
+    meta = read_metadata(report.onnx)
+    assert meta == report.metadata  # round trip through the ONNX file
+    assert meta["task"] == "pendulum" and meta["schema"] == 1 and meta["library"] == "rsl-rl-forge"
+    assert [t["name"] for t in meta["observation"]["terms"]] == ["cos_theta", "sin_theta", "theta_dot"]
+    assert meta["observation"]["dim"] == 3 and meta["inputs"] == ["obs"] and meta["outputs"] == ["actions"]
+    assert meta["action"]["names"] == ["torque"] and meta["action"]["low"] == [-2.0] and meta["action"]["high"] == [2.0]
+    assert meta["control"]["period_s"] == pytest.approx(0.05)
+    assert meta["training"]["iteration"] == 3 and meta["training"]["checkpoint"] == "model_3.pt"
+    assert meta["training"]["checkpoint_sha256"] == file_sha256(checkpoint)
+    extra: dict[str, Any] = {"metadata.json": ""}
+    torch.jit.load(str(report.torchscript), _extra_files=extra)
+    assert json.loads(extra["metadata.json"]) == meta
+
+
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+def test_recurrent_export_parity_with_explicit_state(rnn_type: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    actor = RNNModel(5, 2, RNNConfig(rnn_type=rnn_type, rnn_hidden_dim=16, hidden_dims=(32,), obs_normalization=True))
+    actor.update_normalization(torch.randn(500, 5) * 3 + 1)  # a trained normaliser is baked in
+    report = export_policy(actor, tmp_path, policy_metadata(actor, ["policy"]))
+    assert report.max_abs_diff_onnx <= 1e-5 and report.max_abs_diff_torchscript <= 1e-5
+    session = ort.InferenceSession(str(report.onnx))
+    names = [i.name for i in session.get_inputs()]
+    assert names == (["obs", "h_in"] if rnn_type == "gru" else ["obs", "h_in", "c_in"])
+    assert report.metadata["recurrent"]["type"] == rnn_type
+    # The state matters: the same observation after a different history gives a different action.
+    state = [np.zeros((1, 1, 16), np.float32) for _ in names[1:]]
+    obs = np.ones((1, 5), np.float32)
+    first, *state = session.run(None, {"obs": obs, **dict(zip(names[1:], state, strict=True))})
+    second, *_ = session.run(None, {"obs": obs, **dict(zip(names[1:], state, strict=True))})
+    assert not np.allclose(np.asarray(first), np.asarray(second))
+
+
+def test_a_file_that_fails_parity_is_not_written(tmp_path: Path) -> None:
+    actor = MLPModel(4, 2, ActorConfig(hidden_dims=(16,)))
+    with pytest.raises(ExportParityError, match="no file written"):
+        export_policy(actor, tmp_path, policy_metadata(actor, ["policy"]), tolerance=0.0)
+    assert not list(tmp_path.iterdir())  # neither the files nor the staging directory remain
+
+
+def test_metadata_must_match_the_policy() -> None:
+    actor = MLPModel(4, 2, ActorConfig(hidden_dims=(16,)))
+    with pytest.raises(ValueError, match="add up to 3 but the policy reads 4"):
+        policy_metadata(actor, ["policy"], {"observation": {"policy": [("a", 1), ("b", 2)]}})
+    with pytest.raises(ValueError, match="action.low has 1 entries; the policy outputs 2"):
+        policy_metadata(actor, ["policy"], {"action": {"low": [0.0]}})
+
+
+def test_cli_export(pendulum_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "--checkpoint", str(pendulum_run), "--out-dir", str(tmp_path)]) == 0
+    assert "parity on" in capsys.readouterr().out
+    assert read_metadata(tmp_path / "policy.onnx")["task"] == "pendulum"
