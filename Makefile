@@ -37,6 +37,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/ppo_vs_rsl_rl.py
 	$(PY) bench/pendulum_solve.py
+	$(PY) bench/mujoco_throughput.py
+	$(PY) bench/policy_latency.py
 
 clean:
 	rm -rf $(VENV) runs *.egg-info
