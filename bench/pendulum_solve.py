@@ -17,10 +17,9 @@ import math
 import statistics
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
-import torch
+from peer_venv import peer_python
 
 HERE = Path(__file__).parent
 SB3_VENV = HERE / ".venv-sb3"
@@ -28,16 +27,7 @@ SB3 = "stable-baselines3==2.9.2"
 
 
 def sb3_python() -> Path:
-    python = SB3_VENV / "bin" / "python"
-    check = [str(python), "-c", "import importlib.metadata as m; print(m.version('stable-baselines3'))"]
-    if python.exists() and subprocess.run(check, capture_output=True, text=True).stdout.strip() == SB3.split("==")[1]:
-        return python
-    print(f"creating {SB3_VENV} with {SB3} (once)...", file=sys.stderr)
-    venv.create(SB3_VENV, with_pip=True, clear=True)
-    pip = [str(python), "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, f"torch=={torch.__version__.split('+')[0]}"], check=True)
-    subprocess.run([*pip, SB3, "gymnasium>=1.0"], check=True)
-    return python
+    return peer_python(SB3_VENV, SB3, ("gymnasium>=1.0",))
 
 
 def run(python: Path, which: str, seed: int, threads: int) -> dict[str, float]:

@@ -18,30 +18,19 @@ import platform
 import statistics
 import subprocess
 import sys
-import venv
 from pathlib import Path
 from typing import IO, Any
 
 import torch
+from peer_venv import peer_python
 
 HERE = Path(__file__).parent
 PEER_VENV = HERE / ".venv-rsl_rl"
 PEER = "rsl-rl-lib==5.5.1"
 
 
-def peer_python() -> Path:
-    """The peer venv's interpreter; created on first use with rsl-rl-lib and our torch version."""
-    python = PEER_VENV / "bin" / "python"
-    check = [str(python), "-c", "import importlib.metadata as m; print(m.version('rsl-rl-lib'))"]
-    if python.exists() and subprocess.run(check, capture_output=True, text=True).stdout.strip() == PEER.split("==")[1]:
-        return python
-    print(f"creating {PEER_VENV} with {PEER} (once)...", file=sys.stderr)
-    venv.create(PEER_VENV, with_pip=True, clear=True)
-    torch_version = torch.__version__.split("+")[0]
-    pip = [str(python), "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, f"torch=={torch_version}"], check=True)
-    subprocess.run([*pip, PEER], check=True)
-    return python
+def rsl_rl_python() -> Path:
+    return peer_python(PEER_VENV, PEER)
 
 
 class Worker:
@@ -80,7 +69,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    peer = Worker("rsl-rl-lib", peer_python(), args.threads, args.num_envs, args.seed)
+    peer = Worker("rsl-rl-lib", rsl_rl_python(), args.threads, args.num_envs, args.seed)
     ours = Worker("ours", Path(sys.executable), args.threads, args.num_envs, args.seed)
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads")
     print(f"ours: {ours.library}\npeer: {peer.library} ({PEER})")

@@ -34,7 +34,55 @@ def _view(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array)
 
 
-class BatchBackend:
+class HostMirror:
+    """Host-owned worlds seen from a torch device: zero-copy views on CPU, mirrors copied once per step elsewhere.
+
+    Both cpu-backend paths keep their worlds in host arrays (``_host`` read fields, ``_host_inputs`` controls and
+    forces, ``_host_params`` per-world parameters); this class exposes them as ``data``, ``inputs`` and ``params``.
+    """
+
+    device: torch.device
+
+    def _mirror(
+        self, host: dict[str, torch.Tensor], inputs: dict[str, torch.Tensor], params: dict[str, torch.Tensor]
+    ) -> None:
+        self._host, self._host_inputs, self._host_params = host, inputs, params
+        if self.device.type == "cpu":
+            self.data, self.inputs, self.params = host, inputs, params
+        else:
+            self.data = {k: v.to(self.device) for k, v in host.items()}
+            self.inputs = {k: v.to(self.device) for k, v in inputs.items()}
+            self.params = {k: v.to(self.device) for k, v in params.items()}
+
+    def _push_inputs(self) -> None:
+        """Device inputs → host, before stepping."""
+        if self.device.type != "cpu":
+            for name, tensor in self.inputs.items():
+                self._host_inputs[name].copy_(tensor)
+
+    def _pull_data(self, index: torch.Tensor | None = None) -> None:
+        """Host fields (of the worlds in ``index``, else all) → device, after stepping or resetting."""
+        if self.device.type == "cpu":
+            return
+        if index is None:
+            for name, tensor in self.data.items():
+                tensor.copy_(self._host[name])
+            return
+        device_index = index.to(self.device)
+        for name, tensor in self.data.items():
+            tensor[device_index] = self._host[name][index].to(self.device)
+        for name, tensor in self.inputs.items():
+            tensor[device_index] = self._host_inputs[name][index].to(self.device)
+
+    def set_params(self, name: str, values: torch.Tensor, mask: torch.Tensor) -> None:
+        host = self._host_params[name]
+        host_mask = mask.cpu().view((-1,) + (1,) * (host.dim() - 1))
+        host.copy_(torch.where(host_mask, values.cpu().to(host.dtype), host))
+        if self.device.type != "cpu":
+            self.params[name].copy_(host)
+
+
+class BatchBackend(HostMirror):
     def __init__(
         self,
         model: mujoco.MjModel,
@@ -51,16 +99,11 @@ class BatchBackend:
         self.decimation = decimation
         self.batch = Batch(model, num_worlds, nthread=cfg.nthread)
         self.batch.reset()  # the model's defaults, then mj_forward
-        host = {name: _view(self.batch.bind(name)) for name in fields}
-        host_inputs = {name: _view(self.batch.bind(name)) for name in ("ctrl", "xfrc_applied")}
-        host_params = {name: _view(self.batch.expand(name)) for name in params}
-        self._host, self._host_inputs, self._host_params = host, host_inputs, host_params
-        if device.type == "cpu":
-            self.data, self.inputs, self.params = host, host_inputs, host_params
-        else:  # device mirrors, copied once per step
-            self.data = {k: v.to(device) for k, v in host.items()}
-            self.inputs = {k: v.to(device) for k, v in host_inputs.items()}
-            self.params = {k: v.to(device) for k, v in host_params.items()}
+        self._mirror(
+            {name: _view(self.batch.bind(name)) for name in fields},
+            {name: _view(self.batch.bind(name)) for name in ("ctrl", "xfrc_applied")},
+            {name: _view(self.batch.expand(name)) for name in params},
+        )
         self._warning_totals = self._warnings()
 
     def use_input(self, name: str) -> None:
@@ -70,9 +113,7 @@ class BatchBackend:
         return self.batch.warning[:, _BAD_STATE_WARNINGS, 1].sum(axis=1)
 
     def step(self) -> torch.Tensor:
-        if self.device.type != "cpu":
-            for name, tensor in self.inputs.items():
-                self._host_inputs[name].copy_(tensor)
+        self._push_inputs()
         self.batch.step(nstep=self.decimation)
         qpos, qvel = self._host["qpos"], self._host["qvel"]
         # Non-finite state, or a MuJoCo bad-state warning since the last step (MuJoCo then reset that world itself).
@@ -80,9 +121,7 @@ class BatchBackend:
         warned = torch.from_numpy(totals != self._warning_totals)
         self._warning_totals = totals
         unstable = ~(torch.isfinite(qpos).all(dim=1) & torch.isfinite(qvel).all(dim=1)) | warned
-        if self.device.type != "cpu":
-            for name, tensor in self.data.items():
-                tensor.copy_(self._host[name])
+        self._pull_data()
         return unstable.to(self.device)
 
     def reset(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
@@ -97,19 +136,7 @@ class BatchBackend:
         # A warning raised here (an invalid reset state, which MuJoCo replaces by the defaults) is reported as unstable
         # by the next step, like one raised while stepping.
         self.batch.forward(ids)
-        if self.device.type != "cpu":
-            device_index = index.to(self.device)
-            for name, tensor in self.data.items():
-                tensor[device_index] = self._host[name][index].to(self.device)
-            for name, tensor in self.inputs.items():
-                tensor[device_index] = self._host_inputs[name][index].to(self.device)
-
-    def set_params(self, name: str, values: torch.Tensor, mask: torch.Tensor) -> None:
-        host = self._host_params[name]
-        host_mask = mask.cpu().view((-1,) + (1,) * (host.dim() - 1))
-        host.copy_(torch.where(host_mask, values.cpu().to(host.dtype), host))
-        if self.device.type != "cpu":
-            self.params[name].copy_(host)
+        self._pull_data(index)
 
     def close(self) -> None:
         pass

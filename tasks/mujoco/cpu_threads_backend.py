@@ -22,6 +22,7 @@ import mujoco
 import numpy as np
 import torch
 
+from tasks.mujoco.cpu_backend import HostMirror
 from tasks.mujoco.sim import DATA_FIELDS, SimConfig
 
 _SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
@@ -52,7 +53,7 @@ def _state_offset(model: mujoco.MjModel, part: int) -> int:
     return mujoco.mj_stateSize(model, lower)
 
 
-class ThreadPoolBackend:
+class ThreadPoolBackend(HostMirror):
     def __init__(
         self,
         model: mujoco.MjModel,
@@ -95,14 +96,7 @@ class ThreadPoolBackend:
         self._params = {
             name: np.tile(np.asarray(getattr(model, name)), (n,) + (1,) * getattr(model, name).ndim) for name in params
         }
-        host_params = {name: torch.from_numpy(buf) for name, buf in self._params.items()}
-        self._host, self._host_inputs, self._host_params = host, host_inputs, host_params
-        if device.type == "cpu":
-            self.data, self.inputs, self.params = host, host_inputs, host_params
-        else:  # device mirrors, copied once per step
-            self.data = {k: v.to(device) for k, v in host.items()}
-            self.inputs = {k: v.to(device) for k, v in host_inputs.items()}
-            self.params = {k: v.to(device) for k, v in host_params.items()}
+        self._mirror(host, host_inputs, {name: torch.from_numpy(buf) for name, buf in self._params.items()})
         self._need_rne = "cfrc_ext" in fields or "cfrc_int" in fields
         self._params_differ = False  # until set_params gives worlds their own values, the threads' models serve all
         self._derived_list = list(self._derived_bufs.values())
@@ -144,9 +138,7 @@ class ThreadPoolBackend:
             self._refresh(thread, i, step=True)
 
     def step(self) -> torch.Tensor:
-        if self.device.type != "cpu":
-            for name, tensor in self.inputs.items():
-                self._host_inputs[name].copy_(tensor)
+        self._push_inputs()
         if self._pool is None:
             self._step_range(0, 0, self.num_worlds)
         else:
@@ -155,9 +147,7 @@ class ThreadPoolBackend:
         qpos, qvel = self._host["qpos"], self._host["qvel"]
         finite = torch.isfinite(qpos).all(dim=1) & torch.isfinite(qvel).all(dim=1)
         unstable = torch.from_numpy(self._unstable.copy()) | ~finite
-        if self.device.type != "cpu":
-            for name, tensor in self.data.items():
-                tensor.copy_(self._host[name])
+        self._pull_data()
         return unstable.to(self.device)
 
     # --- reset and parameters ----------------------------------------------------------------------------------------
@@ -170,8 +160,9 @@ class ThreadPoolBackend:
         qpos_np, qvel_np = qpos.cpu().double().numpy(), qvel.cpu().double().numpy()
         m, d = self._models[0], self._datas[0]
         for i in ids:
-            for name, values in self._params.items():
-                getattr(m, name)[:] = values[i]
+            if self._params_differ:
+                for name, values in self._params.items():
+                    getattr(m, name)[:] = values[i]
             mujoco.mj_resetData(m, d)
             d.qpos[:] = qpos_np[i]
             d.qvel[:] = qvel_np[i]
@@ -179,21 +170,11 @@ class ThreadPoolBackend:
             mujoco.mj_getState(m, d, self.state[i], _SPEC)
             for name, buf in self._derived_bufs.items():
                 buf[i] = getattr(d, name)
-        if self.device.type != "cpu":
-            index = torch.as_tensor(ids)
-            device_index = index.to(self.device)
-            for name, tensor in self.data.items():
-                tensor[device_index] = self._host[name][index].to(self.device)
-            for name, tensor in self.inputs.items():
-                tensor[device_index] = self._host_inputs[name][index].to(self.device)
+        self._pull_data(torch.as_tensor(ids))
 
     def set_params(self, name: str, values: torch.Tensor, mask: torch.Tensor) -> None:
-        host = self._host_params[name]
-        host_mask = mask.cpu().view((-1,) + (1,) * (host.dim() - 1))
-        host.copy_(torch.where(host_mask, values.cpu().to(host.dtype), host))
-        self._params_differ = True
-        if self.device.type != "cpu":
-            self.params[name].copy_(host)
+        super().set_params(name, values, mask)
+        self._params_differ = True  # from now on each world's values are written into its thread's model
 
     def close(self) -> None:
         if self._pool is not None:
