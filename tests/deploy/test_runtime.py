@@ -91,7 +91,7 @@ malformed = st.one_of(
 @settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(observation=malformed)
 def test_fuzz_malformed_observations_never_raise(policies: dict[str, str], observation: Any) -> None:
-    runtime = _cached(policies["mlp"])
+    runtime = _cached(policies["mlp"], max_abs_observation=1e6)
     result = runtime.step(observation)
     assert result.safe and result.fault != Fault.NONE
     assert np.all(result.action >= runtime.low) and np.all(result.action <= runtime.high)
@@ -152,6 +152,20 @@ def test_watchdog_flags_overruns_and_latches(policies: dict[str, str]) -> None:
     runtime.reset()
     runtime.clock = FakeClock(0.001)
     assert runtime.step(obs).fault == Fault.NONE
+
+
+def test_observation_faults_are_named(policies: dict[str, str]) -> None:
+    runtime = PolicyRuntime(policies["mlp"], SafetyConfig(max_abs_observation=100.0))
+    cases = {
+        Fault.NON_FINITE: np.array([0, 0, np.inf, 0, 0, -np.inf], np.float32),
+        Fault.OUT_OF_RANGE: np.full(6, 1e3, np.float32),
+        Fault.BAD_SHAPE: np.zeros(7, np.float32),
+        Fault.BAD_TYPE: np.zeros(6, np.int32),
+        Fault.MISSING_SIGNAL: None,
+    }
+    for fault, observation in cases.items():
+        result = runtime.step(observation)
+        assert result.fault == fault and result.safe
 
 
 def test_stale_observations(policies: dict[str, str]) -> None:
