@@ -151,11 +151,7 @@ def run_training(spec: TaskSpec, args: Any) -> int:
         agent.max_iterations = args.max_iterations
     if args.logger is not None:
         agent.logger = args.logger
-    if args.backend is not None:
-        if not hasattr(env_cfg, "sim"):
-            raise ValueError(f"--backend applies to simulated (MuJoCo) tasks; '{spec.name}' has no simulator")
-        env_cfg.sim.backend = args.backend
-        env_cfg.sim.__post_init__()
+    _set_backend(env_cfg, args.backend, spec.name)
     agent.__post_init__()  # re-validate after command-line edits
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -249,10 +245,7 @@ def play(argv: Sequence[str]) -> int:
     seed_everything(args.seed)
     env_cfg = spec.env_cfg()
     env_cfg.num_envs = args.num_envs
-    if args.backend is not None:
-        if not hasattr(env_cfg, "sim"):
-            raise ValueError(f"--backend applies to simulated (MuJoCo) tasks; '{spec.name}' has no simulator")
-        env_cfg.sim.backend = args.backend
+    _set_backend(env_cfg, args.backend, spec.name)
     env = spec.build(env_cfg, device=device, seed=args.seed)
     cfg = train_config_from_dict(state["config"]) if "config" in state else spec.train_cfg()
     runner = OnPolicyRunner(env, cfg, None, device, show_progress=False)
@@ -346,6 +339,16 @@ def list_tasks(argv: Sequence[str]) -> int:
     for name in task_names():
         print(f"{name:24s} {get_task(name).description}")
     return 0
+
+
+def _set_backend(env_cfg: Any, backend: str | None, task: str) -> None:
+    """Apply ``--backend`` to a simulated task's config (validated by SimConfig)."""
+    if backend is None:
+        return
+    if not hasattr(env_cfg, "sim"):
+        raise ValueError(f"--backend applies to simulated (MuJoCo) tasks; '{task}' has no simulator")
+    env_cfg.sim.backend = backend
+    env_cfg.sim.__post_init__()
 
 
 def _load(checkpoint: Path) -> tuple[Path, dict[str, Any]]:
