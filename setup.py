@@ -55,7 +55,7 @@ setup(
     extras_require=EXTRAS,
     entry_points={
         "console_scripts": ["rsl-rl = rsl_rl.cli.main:main", "rsl-rl-runtime = deploy.runtime:main"],
-        "rsl_rl.tasks": ["classic = tasks.classic", "rrls = tasks.rrls"],
+        "rsl_rl.tasks": ["classic = tasks.classic", "rrls = tasks.rrls", "legged = tasks.legged"],
     },
     license="BSD-3-Clause",
 )

@@ -27,7 +27,7 @@ import torch
 
 import rsl_rl
 from deploy.metadata import METADATA_KEY, SCHEMA_VERSION, parse_metadata
-from rsl_rl.export import export_jit, export_onnx, exportable, io_names
+from rsl_rl.export import export_jit, export_onnx, exportable, inference_policy, io_names
 from rsl_rl.modules.mlp import MLPModel
 from rsl_rl.modules.normalizer import EmpiricalNormalization
 from rsl_rl.modules.rnn import RNNModel
@@ -268,6 +268,34 @@ __all__ = [
 ]
 
 
+def rebuild_actor(state: dict[str, Any]) -> tuple[MLPModel | RNNModel, list[str], int]:
+    """The deployable actor of a checkpoint (PPO: the actor; distillation: the student), its observation groups (a
+    history student's repeated ``history`` times, oldest first) and the history length."""
+    from rsl_rl.modules.rnn import build_model
+    from rsl_rl.runners.config import TrainConfig, train_config_from_dict
+
+    obs_groups = state.get("obs_groups") or {}
+    history = 1
+    if (state.get("infos") or {}).get("algorithm") == "distillation":
+        from rsl_rl.runners.distillation import distillation_config_from_dict
+
+        dcfg = distillation_config_from_dict(state["config"])
+        actor_cfg, history = dcfg.student, dcfg.algorithm.history_length
+        groups = list(obs_groups.get("student", ["policy"]))
+    else:
+        actor_cfg = (train_config_from_dict(state["config"]) if "config" in state else TrainConfig()).actor
+        groups = list(obs_groups.get("actor", ["policy"]))
+    weights = state["actor_state_dict"]
+    layers = sorted(
+        (k for k in weights if k.startswith("mlp.") and k.endswith(".weight")), key=lambda k: int(k.split(".")[1])
+    )
+    first = weights["rnn.weight_ih_l0"] if "rnn.weight_ih_l0" in weights else weights[layers[0]]
+    actor = build_model(first.shape[1], weights[layers[-1]].shape[0], actor_cfg)
+    actor.load_state_dict(weights)
+    actor.eval()
+    return actor, groups * history, history
+
+
 def export_checkpoint(
     checkpoint: str | os.PathLike[str],
     out_dir: str | os.PathLike[str] | None = None,
@@ -282,21 +310,11 @@ def export_checkpoint(
     """
     from rsl_rl.registry import get_task
     from rsl_rl.runners.checkpoint import latest_checkpoint, load_checkpoint
-    from rsl_rl.runners.config import TrainConfig, train_config_from_dict
 
     path = Path(checkpoint)
     path = latest_checkpoint(path) if path.is_dir() else path
     state = load_checkpoint(path, map_location="cpu")
-    cfg = train_config_from_dict(state["config"]) if "config" in state else TrainConfig()
-    weights = state["actor_state_dict"]
-    layers = sorted(
-        (k for k in weights if k.startswith("mlp.") and k.endswith(".weight")), key=lambda k: int(k.split(".")[1])
-    )
-    obs_dim, num_actions = weights[layers[0]].shape[1], weights[layers[-1]].shape[0]
-    actor = MLPModel(obs_dim, num_actions, cfg.actor)
-    actor.load_state_dict(weights)
-    actor.eval()
-    groups = (state.get("obs_groups") or {}).get("actor", ["policy"])
+    actor, groups, history = rebuild_actor(state)
     task = task or (state.get("infos") or {}).get("task")
     env_spec: dict[str, Any] = {}
     recorded = None
@@ -310,13 +328,15 @@ def export_checkpoint(
         env = spec.build(env_cfg, device="cpu", seed=12345)
         env_spec, period, decimation = env.deployment_spec(), env.step_dt, getattr(env_cfg, "decimation", 1)
         rows = []
-        with torch.inference_mode():
-            obs = env.reset()
-            for _ in range(record_steps):
-                x = torch.cat([obs[g] for g in groups], dim=-1)
-                rows.append(x.numpy().copy())
-                obs = env.step(actor(x))[0]
-        recorded = np.concatenate(rows)
+        if history == 1:  # a history student's stacked input is covered by the random samples only
+            policy = inference_policy(actor, groups)
+            with torch.inference_mode():
+                obs = env.reset()
+                for _ in range(record_steps):
+                    rows.append(torch.cat([obs[g] for g in groups], dim=-1).numpy().copy())
+                    obs, _, terminated, truncated, _ = env.step(policy(obs))
+                    policy.reset(terminated | truncated)
+            recorded = np.concatenate(rows)
         env.close()
     metadata = policy_metadata(
         actor, groups, env_spec, period, decimation, task, path, int(state.get("iter", 0)), str(path.parent)

@@ -41,6 +41,41 @@ class InferencePolicy(nn.Module):
             return self.actor(obs)
         return self.actor(torch.cat([obs[g] for g in self.obs_groups], dim=-1))
 
+    def reset(self, dones: torch.Tensor | None = None) -> None:
+        """Start new episodes (nothing to do without memory)."""
+
+
+class RecurrentInferencePolicy(nn.Module):
+    """Deterministic recurrent policy that carries its hidden state between calls; ``reset(dones)`` zeroes it for
+    envs that start a new episode (all envs with ``dones=None``)."""
+
+    def __init__(self, actor: RNNModel, obs_groups: list[str]) -> None:
+        super().__init__()
+        self.actor = actor
+        self.obs_groups = list(obs_groups)
+        self.hidden: tuple[torch.Tensor, ...] | None = None
+
+    def forward(self, obs: TensorDict | torch.Tensor) -> torch.Tensor:
+        x = obs if isinstance(obs, torch.Tensor) else torch.cat([obs[g] for g in self.obs_groups], dim=-1)
+        if self.hidden is None or self.hidden[0].shape[1] != x.shape[0]:
+            self.hidden = self.actor.initial_hidden(x.shape[0], x.device)
+        mean, self.hidden = self.actor(x, self.hidden)
+        return mean
+
+    def reset(self, dones: torch.Tensor | None = None) -> None:
+        if dones is None or self.hidden is None:
+            self.hidden = None
+            return
+        keep = (~dones).to(self.hidden[0].dtype).unsqueeze(-1)
+        self.hidden = tuple(h * keep for h in self.hidden)
+
+
+def inference_policy(actor: MLPModel | RNNModel, obs_groups: list[str]) -> InferencePolicy | RecurrentInferencePolicy:
+    """The deterministic policy of an actor: stateless for an MLP, with a carried hidden state for an RNN."""
+    if isinstance(actor, RNNModel):
+        return RecurrentInferencePolicy(actor, obs_groups)
+    return InferencePolicy(actor, obs_groups)
+
 
 class _Normalize(nn.Module):
     """The running statistics frozen into constants: ``(obs − offset) / scale``."""

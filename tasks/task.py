@@ -63,6 +63,8 @@ class BatchedTask(Env):
     def init_buffers(self) -> None:
         n = self.num_envs
         self.reward_names = list(self.cfg.rewards)
+        # (weight, func, params) per term; a task may rescale weights here (e.g. by the control period).
+        self.reward_terms = [(t.weight, t.func, t.params) for t in self.cfg.rewards.values()]
         self.action = torch.zeros(n, self.num_actions, dtype=self.dtype, device=self.device)
         self.episode_length_buf = torch.zeros(n, dtype=torch.long, device=self.device)
         self.episode_sums = torch.zeros(n, len(self.reward_names), dtype=self.dtype, device=self.device)
@@ -82,7 +84,7 @@ class BatchedTask(Env):
     def step(self, actions: torch.Tensor) -> StepResult:
         self.action = self.process_action(actions)
         invalid = self.physics_step()
-        terms = torch.stack([t.weight * t.func(self, **t.params) for t in self.cfg.rewards.values()], dim=-1)
+        terms = torch.stack([weight * func(self, **params) for weight, func, params in self.reward_terms], dim=-1)
         # An invalid world (non-finite physics) earns nothing and ends its episode; it never leaks NaN.
         terms = torch.where(invalid.unsqueeze(-1), 0.0, terms)
         reward = terms.sum(-1)

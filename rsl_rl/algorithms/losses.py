@@ -1,4 +1,5 @@
-"""Pure functions of PPO: advantage estimation, the two clipped losses and the KL-adaptive learning rate.
+"""Pure loss functions: PPO (advantage estimation, the two clipped losses, the KL-adaptive learning rate) and
+teacher → student distillation (MSE, Huber, forward/reverse/adaptive Gaussian KL).
 
 Shapes: ``T`` steps per env, ``N`` envs, ``B`` samples of a mini-batch.
 """
@@ -76,3 +77,75 @@ def adaptive_learning_rate(
     higher = (lr * factor).clamp_max(lr_max)
     lr = torch.where(kl > 2.0 * desired_kl, lower, lr)
     return torch.where((kl < 0.5 * desired_kl) & (kl > 0.0), higher, lr)
+
+
+# --- distillation (teacher → student); shapes: B samples, A action dims ----------------------------------------------
+
+
+def mse_loss(student_mean: torch.Tensor, teacher_mean: torch.Tensor) -> torch.Tensor:
+    """Squared error of the means, averaged over actions (rsl_rl's MSE): ``[B, A], [B, A]`` → ``[B]``."""
+    return (student_mean - teacher_mean).square().mean(-1)
+
+
+def huber_loss(student_mean: torch.Tensor, teacher_mean: torch.Tensor, delta: float = 1.0) -> torch.Tensor:
+    """Huber loss of the means, averaged over actions: ½e² for |e| ≤ δ, else δ(|e| − ½δ). ``[B, A]`` → ``[B]``."""
+    error = (student_mean - teacher_mean).abs()
+    quadratic = error.clamp(max=delta)
+    return (0.5 * quadratic.square() + delta * (error - quadratic)).mean(-1)
+
+
+def gaussian_kl_divergence(
+    mean_p: torch.Tensor, std_p: torch.Tensor, mean_q: torch.Tensor, std_q: torch.Tensor
+) -> torch.Tensor:
+    """KL(p ‖ q) of diagonal Gaussians, summed over actions: ``[B, A]`` (stds may broadcast, e.g. ``[A]``) → ``[B]``.
+
+    Per dimension: log(σ_q/σ_p) + (σ_p² + (μ_p − μ_q)²) / (2σ_q²) − ½.
+    """
+    var_q = std_q.square()
+    per_dim = torch.log(std_q / std_p) + (std_p.square() + (mean_p - mean_q).square()) / (2.0 * var_q) - 0.5
+    return per_dim.sum(-1)
+
+
+def forward_kl_loss(
+    student_mean: torch.Tensor, student_std: torch.Tensor, teacher_mean: torch.Tensor, teacher_std: torch.Tensor
+) -> torch.Tensor:
+    """Forward KL(T ‖ S), mass-covering: the student's std grows to cover the teacher. ``[B, A]`` → ``[B]``."""
+    return gaussian_kl_divergence(teacher_mean, teacher_std, student_mean, student_std)
+
+
+def reverse_kl_loss(
+    student_mean: torch.Tensor, student_std: torch.Tensor, teacher_mean: torch.Tensor, teacher_std: torch.Tensor
+) -> torch.Tensor:
+    """Reverse KL(S ‖ T), mode-seeking. ``[B, A]`` → ``[B]``."""
+    return gaussian_kl_divergence(student_mean, student_std, teacher_mean, teacher_std)
+
+
+def adaptive_kl_weights(
+    student_mean: torch.Tensor, student_std: torch.Tensor, teacher_mean: torch.Tensor, teacher_std: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Detached weights ``(w_f, w_r)``, each ``[B]``, of :func:`adaptive_kl_loss`.
+
+    g_mean = Σ_a |μ_T − μ_S|, g_std = Σ_a |σ_T − σ_S|; w_f = g_mean / (g_mean + g_std), w_r = g_std / (g_mean + g_std)
+    (both 0 where the two Gaussians are equal, where both KLs are 0 too).
+    """
+    with torch.no_grad():
+        g_mean = (teacher_mean - student_mean).abs().sum(-1)
+        g_std = (teacher_std - student_std).abs().expand_as(teacher_mean - student_mean).sum(-1)
+        total = (g_mean + g_std).clamp_min(1e-12)
+        return g_mean / total, g_std / total
+
+
+def adaptive_kl_loss(
+    student_mean: torch.Tensor, student_std: torch.Tensor, teacher_mean: torch.Tensor, teacher_std: torch.Tensor
+) -> torch.Tensor:
+    """w_f·KL(T ‖ S) + w_r·KL(S ‖ T) with the detached weights of :func:`adaptive_kl_weights`. ``[B, A]`` → ``[B]``.
+
+    The team's Gaussian analogue of AKL (Wu et al., COLING 2025, arXiv 2404.02657), which weights forward KL by the
+    teacher/student gap on the head of the distribution and reverse KL by the gap on its tail. A Gaussian has no
+    head/tail split, so the mean gap plays the head (forward KL pulls the mean, covering the teacher's mode) and the
+    std gap plays the tail (reverse KL corrects the spread). This extension is ours, not the paper's.
+    """
+    w_f, w_r = adaptive_kl_weights(student_mean, student_std, teacher_mean, teacher_std)
+    forward = forward_kl_loss(student_mean, student_std, teacher_mean, teacher_std)
+    reverse = reverse_kl_loss(student_mean, student_std, teacher_mean, teacher_std)
+    return w_f * forward + w_r * reverse

@@ -109,6 +109,8 @@ class PPOConfig:
 class PPO:
     """PPO with a Gaussian MLP actor and an MLP critic over named observation groups."""
 
+    storage_class: type[RolloutStorage] = RolloutStorage
+
     def __init__(
         self,
         actor: MLPModel,
@@ -126,7 +128,7 @@ class PPO:
         self.actor_groups = list(obs_groups["actor"])
         self.critic_groups = list(obs_groups["critic"])
         self.shared_obs = self.actor_groups == self.critic_groups
-        self.storage = RolloutStorage(
+        self.storage = self.storage_class(
             num_steps_per_env,
             num_envs,
             {"actor": actor.obs_dim} if self.shared_obs else {"actor": actor.obs_dim, "critic": critic.obs_dim},
@@ -207,12 +209,15 @@ class PPO:
     def compute_returns(self, obs: TensorDict) -> None:
         """GAE over the rollout, bootstrapped with V(s_T) of the observation after the last step."""
         s = self.storage
-        last_values = self.critic(self._cat(obs, self.critic_groups)).squeeze(-1)
+        last_values = self._last_values(obs)
         advantages, returns = generalized_advantage_estimation(
             s.rewards, s.values, s.dones, last_values, self.cfg.gamma, self.cfg.lam
         )
         s.returns.copy_(returns)
         s.advantages.copy_(advantages if self.cfg.normalize_advantage_per_mini_batch else normalize(advantages))
+
+    def _last_values(self, obs: TensorDict) -> torch.Tensor:
+        return self.critic(self._cat(obs, self.critic_groups)).squeeze(-1)
 
     def update(self) -> dict[str, torch.Tensor]:
         """Epochs × mini-batches of clipped PPO; returns mean statistics as device tensors (no host sync)."""
@@ -237,7 +242,6 @@ class PPO:
             sums = torch.zeros(5, device=self.device)
             for start in range(0, size, chunk):
                 rows = table[idx[start : start + chunk]]
-                n = rows.shape[0]
                 old_log_prob = rows[:, col["log_prob"]].squeeze(-1)
                 old_values = rows[:, col["values"]].squeeze(-1)
                 returns = rows[:, col["returns"]].squeeze(-1)
@@ -245,30 +249,57 @@ class PPO:
                 with self.amp or contextlib.nullcontext():
                     mean = self.actor(rows[:, col["actor"]]).float()
                     values = self.critic(rows[:, critic_col]).squeeze(-1).float()
-                std = self.actor.std()
-                log_prob = gaussian_log_prob(rows[:, col["actions"]], mean, std)
-                surrogate = clipped_surrogate_loss(log_prob, old_log_prob, advantages, cfg.clip_param).sum()
-                v_loss = value_loss(values, old_values, returns, cfg.clip_param, cfg.use_clipped_value_loss).sum()
-                # The std is state-independent, so the entropy is the same for every sample of the chunk.
-                entropy = gaussian_entropy(std) * n
-                loss = (surrogate + cfg.value_loss_coef * v_loss - cfg.entropy_coef * entropy) / size
-                loss.backward()
-                with torch.no_grad():
-                    kl = gaussian_kl(rows[:, col["action_mean"]], rows[:, col["action_std"]], mean, std).sum()
-                    clipped = (log_prob - old_log_prob).exp().sub(1.0).abs().gt(cfg.clip_param).sum()
-                    sums += torch.stack([surrogate, v_loss, entropy, kl, clipped])
-            if cfg.schedule == "adaptive":
-                lo, hi = cfg.learning_rate_bounds
-                mean_kl = sums[3] / size
-                self.learning_rate.copy_(adaptive_learning_rate(self.learning_rate, mean_kl, cfg.desired_kl, lo, hi))
-            discarded = self._clip_and_step()
-            totals[:5] += sums / size
-            totals[5] += discarded
+                sums += self._backward(rows, col, mean, values, old_log_prob, old_values, returns, advantages, size)
+            totals += self._step_mini_batch(sums, size)
+        return self._finish_update(totals, len(batches))
+
+    def _backward(
+        self,
+        rows: torch.Tensor,
+        col: dict[str, slice],
+        mean: torch.Tensor,
+        values: torch.Tensor,
+        old_log_prob: torch.Tensor,
+        old_values: torch.Tensor,
+        returns: torch.Tensor,
+        advantages: torch.Tensor,
+        size: int,
+    ) -> torch.Tensor:
+        """Back-propagate the PPO loss of ``n`` samples (``[n]`` each, ``mean [n, A]``) scaled by ``1/size``.
+
+        Returns the sums of surrogate, value loss, entropy, KL and clipped samples ``[5]``.
+        """
+        cfg, n = self.cfg, mean.shape[0]
+        std = self.actor.std()
+        log_prob = gaussian_log_prob(rows[:, col["actions"]], mean, std)
+        surrogate = clipped_surrogate_loss(log_prob, old_log_prob, advantages, cfg.clip_param).sum()
+        v_loss = value_loss(values, old_values, returns, cfg.clip_param, cfg.use_clipped_value_loss).sum()
+        # The std is state-independent, so the entropy is the same for every sample of the chunk.
+        entropy = gaussian_entropy(std) * n
+        loss = (surrogate + cfg.value_loss_coef * v_loss - cfg.entropy_coef * entropy) / size
+        loss.backward()
+        with torch.no_grad():
+            kl = gaussian_kl(rows[:, col["action_mean"]], rows[:, col["action_std"]], mean, std).sum()
+            clipped = (log_prob - old_log_prob).exp().sub(1.0).abs().gt(cfg.clip_param).sum()
+            return torch.stack([surrogate, v_loss, entropy, kl, clipped])
+
+    def _step_mini_batch(self, sums: torch.Tensor, size: int) -> torch.Tensor:
+        """Adapt the learning rate to the mini-batch's KL, clip and step; returns its ``[6]`` share of the totals."""
+        cfg = self.cfg
+        if cfg.schedule == "adaptive":
+            lo, hi = cfg.learning_rate_bounds
+            mean_kl = sums[3] / size
+            self.learning_rate.copy_(adaptive_learning_rate(self.learning_rate, mean_kl, cfg.desired_kl, lo, hi))
+        discarded = self._clip_and_step()
+        return torch.cat([sums / size, discarded.reshape(1)])
+
+    def _finish_update(self, totals: torch.Tensor, num_batches: int) -> dict[str, torch.Tensor]:
+        s = self.storage
         # Normalisers see this rollout only now, so the log-probs recorded during collection stay consistent.
         self.actor.update_normalization(s.flat(s.obs["actor"]))
         self.critic.update_normalization(s.flat(s.obs["critic"]))
         s.clear()
-        means = totals / len(batches)
+        means = totals / num_batches
         names = ("surrogate", "value_function", "entropy", "kl", "clip_fraction")
         return {**dict(zip(names, means[:5], strict=True)), "discarded_steps": totals[5]}
 

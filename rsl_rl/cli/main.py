@@ -1,8 +1,11 @@
-"""``rsl-rl``: train, play, export, deploy-sim, list tasks. The one place that composes tasks, algorithms and deploy.
+"""``rsl-rl``: train, distill, play, export, deploy-sim, list tasks; the one place composing tasks, algorithms, deploy.
 
     rsl-rl train --task NAME [--run-dir DIR] [--seed N] [--device cpu|cuda] [--num-envs N] [--max-iterations N]
                  [--deterministic] [--env.FIELD VALUE ...] [--agent.FIELD VALUE ...]
-    rsl-rl play --checkpoint RUN_DIR_OR_FILE [--num-envs N] [--video out.mp4]
+    rsl-rl distill --task NAME --teacher CHECKPOINT [--loss mse|huber|kl_forward|kl_reverse|kl_adaptive]
+                   [--student-rnn gru|lstm|none] [--history-length K] [--num-envs N] [--max-iterations N]
+                   [--run-dir DIR] [--seed N] [--threads N]
+    rsl-rl play --checkpoint RUN_DIR_OR_FILE [--num-envs N] [--video out.mp4] [--env-set FIELD=VALUE ...]
     rsl-rl export --checkpoint RUN_DIR_OR_FILE [--out-dir DIR] [--task NAME]
     rsl-rl deploy-sim --policy policy.onnx [--episodes N]
     rsl-rl list-tasks
@@ -13,6 +16,7 @@ training configs are the defaults and every field of them can be overridden from
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime
 import json
@@ -36,6 +40,7 @@ USAGE = """usage: rsl-rl COMMAND [OPTIONS]
 
 commands:
   train        train a policy:            rsl-rl train --task pendulum
+  distill      teacher -> student:        rsl-rl distill --task pendulum --teacher runs/pendulum/<run>/model_N.pt
   play         run a trained policy:      rsl-rl play --checkpoint runs/pendulum/<run>
   export       ONNX + TorchScript with metadata and a parity check: rsl-rl export --checkpoint runs/pendulum/<run>
   deploy-sim   run an exported policy through the robot runtime in simulation: rsl-rl deploy-sim --policy p.onnx
@@ -174,9 +179,13 @@ def run_training(spec: TaskSpec, args: Any) -> int:
         print(f"resumed from {args.resume} at iteration {runner.current_learning_iteration}", file=sys.stderr)
     remaining = agent.max_iterations - runner.current_learning_iteration if resumed else agent.max_iterations
     runner.learn(max(remaining, 0), init_at_random_ep_len=args.init_at_random_ep_len and not resumed)
-    from deploy.export import export_checkpoint
+    checkpoint = run_dir / f"model_{runner.current_learning_iteration}.pt"
+    if runner.train_cfg.recurrent:  # deploy.export.export_checkpoint rebuilds MLP actors only
+        report = _export_actor(runner, spec, checkpoint, run_dir / "exported")
+    else:
+        from deploy.export import export_checkpoint
 
-    report = export_checkpoint(run_dir / f"model_{runner.current_learning_iteration}.pt", run_dir / "exported")
+        report = export_checkpoint(checkpoint, run_dir / "exported")
     summary = runner.summary(spec.name)
     summary.update(
         {
@@ -200,6 +209,155 @@ def run_training(spec: TaskSpec, args: Any) -> int:
         f"{spec.name}: {summary['iterations']} iterations, {summary['env_steps']:,} env steps in "
         f"{summary['wall_seconds']:.1f} s ({summary['env_steps_per_second']:,.0f} steps/s); final mean return "
         f"{summary['final_mean_return']:.1f} ({summary['final_mean_return_source']}); run directory: {run_dir}"
+    )
+    return 0
+
+
+def _export_actor(runner: Any, spec: TaskSpec, checkpoint: Path, out_dir: Path, history_length: int = 1) -> Any:
+    """ONNX + TorchScript of the runner's deployable policy (the student of a distillation) with metadata and the
+    deploy parity check. A history student reads ``history_length`` stacked copies of its groups, oldest first."""
+    from deploy.export import export_policy, policy_metadata
+
+    actor = runner.alg.get_policy()
+    groups = list(runner.obs_groups["actor"]) * history_length
+    env = runner._env
+    metadata = policy_metadata(
+        actor,
+        groups,
+        env.deployment_spec(),
+        getattr(env, "step_dt", None),
+        None,
+        spec.name,
+        checkpoint,
+        runner.current_learning_iteration,
+        str(checkpoint.parent),
+    )
+    return export_policy(actor, out_dir, metadata)
+
+
+# --- distill --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DistillArgs:
+    """Distil a PPO teacher checkpoint into a deployable student (DAgger: the student acts, the teacher labels)."""
+
+    task: str
+    """Registered task name (see ``rsl-rl list-tasks``)."""
+    teacher: Path
+    """The teacher's PPO checkpoint (model_<it>.pt), or its run directory (latest checkpoint)."""
+    run_dir: Path | None = None
+    """Run directory (default: runs/<task>/<date_time>_distill)."""
+    seed: int = 0
+    """Seed of torch, numpy, python and the env."""
+    device: str = dataclasses.field(default_factory=default_device)
+    """cpu, cuda or cuda:N."""
+    num_envs: int | None = None
+    """Parallel envs (overrides the task's env.num_envs)."""
+    max_iterations: int | None = None
+    """Distillation iterations (default: the task's distill_cfg, else 100)."""
+    loss: str | None = None
+    """mse, huber, kl_forward, kl_reverse or kl_adaptive (default: mse)."""
+    student_rnn: str = "none"
+    """Recurrent student: gru, lstm, or none (an MLP)."""
+    history_length: int | None = None
+    """MLP student: stack the last k student observations."""
+    threads: int | None = None
+    """torch CPU threads (default: torch's choice)."""
+    logger: str | None = None
+    """tensorboard, wandb or none."""
+    backend: str | None = None
+    """Simulation backend of MuJoCo tasks: cpu or warp."""
+
+
+def distill(argv: Sequence[str]) -> int:
+    from rsl_rl.modules.rnn import RNNConfig
+    from rsl_rl.runners.distillation import DistillationRunner, DistillationTrainConfig
+
+    args = tyro.cli(DistillArgs, args=list(argv), prog="rsl-rl distill")
+    if args.student_rnn not in ("none", "gru", "lstm"):
+        raise ValueError(f"--student-rnn {args.student_rnn!r}; allowed: gru, lstm, none")
+    spec = _get_task_or_exit(args.task)
+    teacher_path, state = _load(args.teacher)
+    task_cfg = spec.train_cfg()
+    teacher_actor = train_config_from_dict(state["config"]).actor if "config" in state else task_cfg.actor
+    cfg = getattr(task_cfg, "distill_cfg", None)
+    if not isinstance(cfg, DistillationTrainConfig):
+        cfg = DistillationTrainConfig(
+            num_steps_per_env=task_cfg.num_steps_per_env,
+            max_iterations=100,
+            save_interval=task_cfg.save_interval,
+            eval_interval=task_cfg.eval_interval,
+            eval_episodes=task_cfg.eval_episodes,
+            logger=task_cfg.logger,
+            student=dataclasses.replace(teacher_actor) if not isinstance(teacher_actor, RNNConfig) else task_cfg.actor,
+        )
+    cfg.teacher_checkpoint = str(teacher_path)
+    if args.student_rnn != "none":
+        base = cfg.student
+        cfg.student = RNNConfig(
+            rnn_type=args.student_rnn,
+            rnn_hidden_dim=64,
+            hidden_dims=base.hidden_dims,
+            activation=base.activation,
+            obs_normalization=base.obs_normalization,
+            distribution_cfg=base.distribution_cfg,
+        )
+    if args.max_iterations is not None:
+        cfg.max_iterations = args.max_iterations
+    if args.logger is not None:
+        cfg.logger = args.logger
+    if args.loss is not None:
+        cfg.algorithm.loss = args.loss
+    if args.history_length is not None:
+        cfg.algorithm.history_length = args.history_length
+    cfg.algorithm.__post_init__()
+    cfg.__post_init__()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    seed_everything(args.seed)
+    env_cfg = spec.env_cfg()
+    if args.num_envs is not None:
+        env_cfg.num_envs = args.num_envs
+    _set_backend(env_cfg, args.backend, spec.name)
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    run_dir = Path(args.run_dir or Path("runs") / spec.name / f"{stamp}_distill")
+    env = spec.build(env_cfg, device=device, seed=args.seed)
+    eval_env = spec.build(dataclasses.replace(env_cfg, num_envs=cfg.eval_episodes), device=device, seed=args.seed + 1)
+    runner = DistillationRunner(env, cfg, run_dir, device, eval_env=eval_env)
+    runner.add_git_repo_to_log(__file__)
+    runner.checkpoint_infos = {"task": spec.name, "algorithm": "distillation", "teacher": str(teacher_path)}
+    runner.logger.config.update({"task": spec.name, "seed": args.seed, "env": dataclasses.asdict(env_cfg)})
+    runner.learn(cfg.max_iterations)
+    checkpoint = run_dir / f"model_{runner.current_learning_iteration}.pt"
+    report = _export_actor(runner, spec, checkpoint, run_dir / "exported", cfg.algorithm.history_length)
+    teacher_return = float(runner.teacher_returns(eval_env).mean())
+    summary = runner.summary(spec.name)
+    summary.update(
+        {
+            "seed": args.seed,
+            "device": str(device),
+            "num_envs": env.num_envs,
+            "teacher": str(teacher_path),
+            "teacher_mean_return": teacher_return,
+            "exported": {
+                "onnx": str(report.onnx),
+                "torchscript": str(report.torchscript),
+                "parity_max_abs_diff": max(report.max_abs_diff_onnx, report.max_abs_diff_torchscript),
+                "parity_samples": report.samples,
+            },
+        }
+    )
+    runner.logger.write_summary(summary)
+    runner.logger.write_curves(f"{spec.name}: distillation ({cfg.algorithm.loss}), {env.num_envs} envs")
+    runner.logger.close()
+    env.close()
+    eval_env.close()
+    print(
+        f"{spec.name}: distilled {summary['iterations']} iterations; student return "
+        f"{summary['final_mean_return']:.1f} ({summary['final_mean_return_source']}), teacher {teacher_return:.1f}; "
+        f"run directory: {run_dir}"
     )
     return 0
 
@@ -229,6 +387,8 @@ class PlayArgs:
     """Width and height of one world's frame."""
     backend: str | None = None
     """Simulation backend of MuJoCo tasks: cpu or warp."""
+    env_set: tuple[str, ...] = ()
+    """Env-config overrides ``FIELD.PATH=VALUE`` (Python literals), e.g. ``commands.lin_vel_x=(1.0,1.0)``."""
 
 
 def play(argv: Sequence[str]) -> int:
@@ -246,6 +406,8 @@ def play(argv: Sequence[str]) -> int:
     env_cfg = spec.env_cfg()
     env_cfg.num_envs = args.num_envs
     _set_backend(env_cfg, args.backend, spec.name)
+    for assignment in args.env_set:
+        _set_field(env_cfg, assignment)
     env = spec.build(env_cfg, device=device, seed=args.seed)
     cfg = train_config_from_dict(state["config"]) if "config" in state else spec.train_cfg()
     runner = OnPolicyRunner(env, cfg, None, device, show_progress=False)
@@ -351,6 +513,28 @@ def _set_backend(env_cfg: Any, backend: str | None, task: str) -> None:
     env_cfg.sim.__post_init__()
 
 
+def _set_field(cfg: Any, assignment: str) -> None:
+    """Apply ``a.b.c=VALUE`` (a Python literal) to nested config dataclasses, re-validating what it touched."""
+    path, sep, text = assignment.partition("=")
+    if not sep:
+        raise SystemExit(f"error: --env-set {assignment!r}: expected FIELD.PATH=VALUE")
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text  # a bare word is a string
+    *parents, name = path.strip().split(".")
+    target: Any = cfg
+    for part in parents:
+        target = getattr(target, part, None)
+    fields = {f.name for f in dataclasses.fields(target)} if dataclasses.is_dataclass(target) else set()
+    if name not in fields:
+        raise SystemExit(f"error: --env-set: the env config has no field '{path}'")
+    setattr(target, name, tuple(value) if isinstance(value, list) else value)
+    post_init = getattr(target, "__post_init__", None)
+    if post_init is not None:
+        post_init()
+
+
 def _load(checkpoint: Path) -> tuple[Path, dict[str, Any]]:
     path = latest_checkpoint(checkpoint) if checkpoint.is_dir() else checkpoint
     return path, load_checkpoint(path, map_location="cpu")
@@ -376,6 +560,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "export": export,
     "deploy-sim": deploy_sim,
     "list-tasks": list_tasks,
+    "distill": distill,
 }
 
 

@@ -3,7 +3,7 @@
 from rsl_rl.modules.distribution import DistributionConfig, GaussianDistribution
 from rsl_rl.modules.mlp import MLP, ActorConfig, MLPModel, ModelConfig
 from rsl_rl.modules.normalizer import EmpiricalNormalization
-from rsl_rl.modules.rnn import RNNConfig, RNNModel
+from rsl_rl.modules.rnn import RNNConfig, RNNModel, build_model
 
 __all__ = [
     "MLP",
@@ -15,4 +15,5 @@ __all__ = [
     "ModelConfig",
     "RNNConfig",
     "RNNModel",
+    "build_model",
 ]

@@ -1,27 +1,28 @@
-"""Recurrent actor: observation normaliser → GRU/LSTM → MLP head → action mean, one control step at a time.
+"""Recurrent actor/critic: observation normaliser → GRU/LSTM → MLP head, and the hidden-state helpers that let the
+algorithms treat MLP and recurrent models alike.
 
-This model serves inference and export (an ONNX/TorchScript policy with explicit hidden-state inputs and outputs, as a
-robot runs it). Training it with PPO needs recurrent storage and truncated back-propagation through time, which the
-legged-locomotion work adds; the layer names here are what that training will use.
+Acting runs one control step at a time with an explicit hidden state (as a robot runs the exported policy). Training
+runs whole rollout segments (truncated back-propagation through time) with :func:`model_sequence`: the hidden state
+is zeroed after every step at which an episode ended, exactly as acting resets it, so both give the same outputs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from rsl_rl.modules.distribution import DistributionConfig, GaussianDistribution
-from rsl_rl.modules.mlp import MLP, ModelConfig, validate_mlp
+from rsl_rl.modules.distribution import GaussianDistribution
+from rsl_rl.modules.mlp import MLP, ActorConfig, MLPModel, ModelConfig, validate_mlp
 from rsl_rl.modules.normalizer import EmpiricalNormalization
 
 RNN_TYPES = ("gru", "lstm")
 
 
 @dataclass
-class RNNConfig(ModelConfig):
-    """A recurrent actor (rsl_rl's ``RNNModel`` section)."""
+class RNNConfig(ActorConfig):
+    """A recurrent model (rsl_rl's ``RNNModel`` section); ``distribution_cfg`` is unused for a critic."""
 
     class_name: str = "RNNModel"
     """Only ``"RNNModel"``."""
@@ -31,8 +32,6 @@ class RNNConfig(ModelConfig):
     """Hidden units per recurrent layer."""
     rnn_num_layers: int = 1
     """Stacked recurrent layers."""
-    distribution_cfg: DistributionConfig = field(default_factory=DistributionConfig)
-    """The action distribution."""
 
     def __post_init__(self) -> None:
         name = self.class_name.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
@@ -48,15 +47,15 @@ class RNNConfig(ModelConfig):
 
 
 Hidden = tuple[torch.Tensor, ...]
-"""``(h,)`` for a GRU, ``(h, c)`` for an LSTM; each ``[layers, batch, hidden]``."""
+"""``(h,)`` for a GRU, ``(h, c)`` for an LSTM; each ``[layers, batch, hidden]``. ``()`` for an MLP model."""
 
 
 class RNNModel(nn.Module):
-    """``obs[B, D]`` and hidden state → ``(action mean [B, A], next hidden state)``."""
+    """``obs[B, D]`` and hidden state → ``(output [B, O], next hidden state)``; an actor's output is the action mean."""
 
     is_recurrent = True
 
-    def __init__(self, obs_dim: int, output_dim: int, cfg: RNNConfig) -> None:
+    def __init__(self, obs_dim: int, output_dim: int, cfg: RNNConfig, actor: bool = True) -> None:
         super().__init__()
         self.obs_dim, self.output_dim, self.cfg = obs_dim, output_dim, cfg
         self.obs_normalization = cfg.obs_normalization
@@ -64,30 +63,92 @@ class RNNModel(nn.Module):
         rnn_cls = nn.GRU if cfg.rnn_type == "gru" else nn.LSTM
         self.rnn = rnn_cls(obs_dim, cfg.rnn_hidden_dim, cfg.rnn_num_layers)
         self.mlp = MLP(cfg.rnn_hidden_dim, output_dim, cfg.hidden_dims, cfg.activation)
-        self.distribution = GaussianDistribution(output_dim, cfg.distribution_cfg)
+        self.distribution = GaussianDistribution(output_dim, cfg.distribution_cfg) if actor else None
 
     @property
     def num_hidden(self) -> int:
         return 1 if self.cfg.rnn_type == "gru" else 2
 
-    def initial_hidden(self, batch: int = 1) -> Hidden:
+    def initial_hidden(self, batch: int = 1, device: torch.device | str | None = None) -> Hidden:
         shape = (self.cfg.rnn_num_layers, batch, self.cfg.rnn_hidden_dim)
-        return tuple(torch.zeros(shape) for _ in range(self.num_hidden))
+        return tuple(torch.zeros(shape, device=device) for _ in range(self.num_hidden))
 
-    def forward(self, obs: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:
-        x = self.obs_normalizer(obs).unsqueeze(0)  # a sequence of length 1
+    def _rnn(self, x: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:
+        """``x[T, B, D]`` (already normalised) → ``(y[T, B, H], hidden)``."""
         if self.cfg.rnn_type == "gru":
             y, h = self.rnn(x, hidden[0])
-            new_hidden: Hidden = (h,)
-        else:
-            y, (h, c) = self.rnn(x, (hidden[0], hidden[1]))
-            new_hidden = (h, c)
+            return y, (h,)
+        y, (h, c) = self.rnn(x, (hidden[0], hidden[1]))
+        return y, (h, c)
+
+    def forward(self, obs: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:
+        y, new_hidden = self._rnn(self.obs_normalizer(obs).unsqueeze(0), hidden)  # a sequence of length 1
         return self.mlp(y.squeeze(0)), new_hidden
 
+    def forward_sequence(self, obs: torch.Tensor, hidden: Hidden, dones: torch.Tensor) -> tuple[torch.Tensor, Hidden]:
+        """``obs[T, B, D]``, ``dones[T, B]`` bool → ``(output [T, B, O], hidden after step T−1, reset where done)``.
+
+        Step by step, because the state must be zeroed inside the sequence where an episode ended (h ← h·(1 − d_t)
+        after step t); gradients flow through the whole sequence.
+        """
+        x = self.obs_normalizer(obs)
+        keep = (~dones).to(x.dtype).unsqueeze(-1)  # [T, B, 1]
+        ys = []
+        for t in range(obs.shape[0]):
+            y, hidden = self._rnn(x[t : t + 1], hidden)
+            hidden = tuple(h * keep[t] for h in hidden)
+            ys.append(y)
+        return self.mlp(torch.cat(ys)), hidden
+
     def std(self) -> torch.Tensor:
+        if self.distribution is None:
+            raise RuntimeError("this model has no action distribution")
         return self.distribution.std()
 
     def update_normalization(self, obs: torch.Tensor) -> None:
         """Fold a batch of raw observations into the normaliser's statistics."""
         if isinstance(self.obs_normalizer, EmpiricalNormalization):
             self.obs_normalizer.update(obs)
+
+
+# --- one interface for MLP and recurrent models (used by recurrent PPO and distillation) ----------------------------
+
+Model = MLPModel | RNNModel
+
+
+def initial_hidden(model: Model, batch: int, device: torch.device | str | None = None) -> Hidden:
+    """Zero hidden state of ``batch`` envs; ``()`` for an MLP model."""
+    return model.initial_hidden(batch, device) if isinstance(model, RNNModel) else ()
+
+
+def model_step(model: Model, obs: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:
+    """One control step: ``obs[B, D]`` → ``(output [B, O], next hidden)``."""
+    if isinstance(model, RNNModel):
+        return model(obs, hidden)
+    return model(obs), hidden
+
+
+def model_sequence(model: Model, obs: torch.Tensor, hidden: Hidden, dones: torch.Tensor) -> tuple[torch.Tensor, Hidden]:
+    """A rollout segment: ``obs[T, B, D]``, ``dones[T, B]`` → ``(output [T, B, O], hidden after it)``."""
+    if isinstance(model, RNNModel):
+        return model.forward_sequence(obs, hidden, dones)
+    return model(obs), hidden
+
+
+def reset_hidden(hidden: Hidden, dones: torch.Tensor) -> Hidden:
+    """Zero the state of envs whose episode ended (``dones[B]`` bool), by a mask: no host sync."""
+    keep = (~dones).to(torch.float32).unsqueeze(-1)
+    return tuple(h * keep for h in hidden)
+
+
+def select_hidden(hidden: Hidden, envs: torch.Tensor) -> Hidden:
+    """The state of the envs ``envs`` (indices into the batch axis)."""
+    return tuple(h[:, envs] for h in hidden)
+
+
+def build_model(obs_dim: int, output_dim: int, cfg: ModelConfig, actor: bool = True) -> Model:
+    """An :class:`RNNModel` for an :class:`RNNConfig`, else an :class:`MLPModel` (an actor if ``cfg`` has a
+    distribution)."""
+    if isinstance(cfg, RNNConfig):
+        return RNNModel(obs_dim, output_dim, cfg, actor=actor)
+    return MLPModel(obs_dim, output_dim, cfg)

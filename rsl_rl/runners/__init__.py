@@ -1,6 +1,14 @@
 """Training loops."""
 
-from rsl_rl.runners.config import TrainConfig, train_config_from_dict
+from rsl_rl.runners.config import RunnerConfig, TrainConfig, train_config_from_dict
+from rsl_rl.runners.distillation import DistillationRunner, DistillationTrainConfig
 from rsl_rl.runners.on_policy import OnPolicyRunner
 
-__all__ = ["OnPolicyRunner", "TrainConfig", "train_config_from_dict"]
+__all__ = [
+    "DistillationRunner",
+    "DistillationTrainConfig",
+    "OnPolicyRunner",
+    "RunnerConfig",
+    "TrainConfig",
+    "train_config_from_dict",
+]

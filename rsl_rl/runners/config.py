@@ -19,13 +19,14 @@ from tensordict import TensorDict
 from rsl_rl.algorithms.ppo import PPOConfig
 from rsl_rl.modules.distribution import DistributionConfig
 from rsl_rl.modules.mlp import ActorConfig, ModelConfig
+from rsl_rl.modules.rnn import RNNConfig
 
 LOGGERS = ("tensorboard", "wandb", "none")
 
 
 @dataclass
-class TrainConfig:
-    """Runner settings plus the algorithm, actor and critic sections (rsl_rl's ``train_cfg`` layout)."""
+class RunnerConfig:
+    """Runner settings shared by every algorithm's training config (rsl_rl's runner level)."""
 
     num_steps_per_env: int = 24
     """Steps collected from every env per iteration."""
@@ -51,12 +52,8 @@ class TrainConfig:
     """Episodes (parallel eval envs) per evaluation."""
     stop_at_return: float | None = None
     """Stop training at the first evaluation whose mean return reaches this value."""
-    algorithm: PPOConfig = field(default_factory=PPOConfig)
-    """PPO hyperparameters."""
-    actor: ActorConfig = field(default_factory=ActorConfig)
-    """Actor network and action distribution."""
-    critic: ModelConfig = field(default_factory=ModelConfig)
-    """Critic network."""
+    max_wall_seconds: float | None = None
+    """Stop training after the iteration during which this much training time (collection + update) has passed."""
 
     def __post_init__(self) -> None:
         if self.logger not in LOGGERS:
@@ -69,6 +66,23 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainConfig(RunnerConfig):
+    """Runner settings plus the algorithm, actor and critic sections (rsl_rl's ``train_cfg`` layout)."""
+
+    algorithm: PPOConfig = field(default_factory=PPOConfig)
+    """PPO hyperparameters."""
+    actor: ActorConfig = field(default_factory=ActorConfig)
+    """Actor network and action distribution; an :class:`RNNConfig` makes it recurrent (trained with BPTT)."""
+    critic: ModelConfig = field(default_factory=ModelConfig)
+    """Critic network; an :class:`RNNConfig` makes it recurrent."""
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the actor or the critic is recurrent."""
+        return isinstance(self.actor, RNNConfig) or isinstance(self.critic, RNNConfig)
 
 
 # rsl_rl keys accepted in a component section although this library does not implement the feature: they must keep
@@ -94,6 +108,7 @@ _RUNNER_KEYS = (
     "eval_interval",
     "eval_episodes",
     "stop_at_return",
+    "max_wall_seconds",
 )
 
 
@@ -122,14 +137,16 @@ def train_config_from_dict(cfg: dict[str, Any]) -> TrainConfig:
     dist = {**_RSL_RL_DISTRIBUTION_DEFAULTS, **dist}
     dist["std_range"] = tuple(dist["std_range"])
     actor = _build(
-        ActorConfig,
+        _model_class(actor_dict, ActorConfig, "actor"),
         {**actor_dict, "distribution_cfg": _build(DistributionConfig, dist, "actor.distribution_cfg")},
         "actor",
     )
     critic_dict = dict(cfg["critic"])
-    if critic_dict.pop("distribution_cfg", None) is not None:
+    critic_cls = _model_class(critic_dict, ModelConfig, "critic")
+    # An RNNConfig carries a (unused) distribution_cfg, so a saved recurrent critic config has one: accept it there.
+    if critic_dict.pop("distribution_cfg", None) is not None and critic_cls is not RNNConfig:
         raise ValueError("critic.distribution_cfg is not supported: the critic outputs a value, not a distribution")
-    critic = _build(ModelConfig, critic_dict, "critic")
+    critic = _build(critic_cls, critic_dict, "critic")
 
     runner = {key: cfg[key] for key in _RUNNER_KEYS if key in cfg}
     if runner.get("logger") is None:
@@ -142,6 +159,18 @@ def train_config_from_dict(cfg: dict[str, Any]) -> TrainConfig:
         runner["logger"] = "tensorboard"
     runner["obs_groups"] = {k: list(v) for k, v in (runner.get("obs_groups") or {}).items()}
     return TrainConfig(**runner, algorithm=algorithm, actor=actor, critic=critic)
+
+
+def _model_class(values: dict[str, Any], mlp_cls: type, section: str) -> type:
+    """The config class a model section's ``class_name`` selects: ``MLPModel`` or ``RNNModel``."""
+    name = str(values.get("class_name", "MLPModel")).rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+    if name == "RNNModel":
+        return RNNConfig
+    if name != "MLPModel":
+        raise ValueError(
+            f"{section}.class_name={values['class_name']!r} is not supported; allowed: 'MLPModel', 'RNNModel'"
+        )
+    return mlp_cls
 
 
 def _build(cls: type, values: dict[str, Any], section: str) -> Any:

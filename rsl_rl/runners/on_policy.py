@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tensordict import TensorDict
 
 from rsl_rl.algorithms.ppo import PPO
+from rsl_rl.algorithms.recurrent_ppo import RecurrentPPO
 from rsl_rl.env import Env, as_env
-from rsl_rl.export import InferencePolicy, export_jit, export_onnx
+from rsl_rl.export import export_jit, export_onnx, inference_policy
 from rsl_rl.modules.mlp import MLPModel
+from rsl_rl.modules.rnn import build_model
 from rsl_rl.runners.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -29,7 +32,7 @@ from rsl_rl.runners.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from rsl_rl.runners.config import TrainConfig, resolve_obs_groups, train_config_from_dict
+from rsl_rl.runners.config import RunnerConfig, resolve_obs_groups, train_config_from_dict
 from rsl_rl.runners.logger import EpisodeTracker, RunLogger
 
 ExportHook = Callable[["OnPolicyRunner", Path], None]
@@ -41,7 +44,7 @@ class OnPolicyRunner:
     def __init__(
         self,
         env: Any,
-        train_cfg: dict[str, Any] | TrainConfig,
+        train_cfg: dict[str, Any] | RunnerConfig,
         log_dir: str | os.PathLike[str] | None = None,
         device: str | torch.device = "cpu",
         eval_env: Env | None = None,
@@ -49,7 +52,7 @@ class OnPolicyRunner:
     ) -> None:
         self.env = env
         self.cfg = train_cfg
-        self.train_cfg = train_cfg if isinstance(train_cfg, TrainConfig) else train_config_from_dict(train_cfg)
+        self.train_cfg: Any = train_cfg if isinstance(train_cfg, RunnerConfig) else train_config_from_dict(train_cfg)
         self.device = device
         self.torch_device = torch.device(device)
         self.log_dir = str(log_dir) if log_dir is not None else None
@@ -58,15 +61,7 @@ class OnPolicyRunner:
         self.show_progress = show_progress
         cfg = self.train_cfg
 
-        obs = self._env.get_observations()
-        self.obs_groups = resolve_obs_groups(obs, cfg.obs_groups, ("actor", "critic"))
-        actor_dim = sum(obs[g].shape[-1] for g in self.obs_groups["actor"])
-        critic_dim = sum(obs[g].shape[-1] for g in self.obs_groups["critic"])
-        actor = MLPModel(actor_dim, self._env.num_actions, cfg.actor)
-        critic = MLPModel(critic_dim, 1, cfg.critic)
-        self.alg = PPO(
-            actor, critic, cfg.algorithm, self.obs_groups, self._env.num_envs, cfg.num_steps_per_env, self.torch_device
-        )
+        self.alg = self._build_algorithm(self._env.get_observations())
         self.logger = RunLogger(self.log_dir, cfg.logger, cfg.to_dict(), cfg.wandb_project, cfg.run_name)
         self.current_learning_iteration = 0
         self.env_steps = 0
@@ -77,6 +72,21 @@ class OnPolicyRunner:
         self.eval_history: list[tuple[int, float]] = []
         self.solved_at: dict[str, float] | None = None
         self._tracker = EpisodeTracker(self._env.num_envs, self.torch_device)
+
+    def _build_algorithm(self, obs: TensorDict) -> Any:
+        """Actor, critic and PPO (recurrent PPO if either model is an RNN: the choice is made once, here)."""
+        cfg = self.train_cfg
+        self.obs_groups = resolve_obs_groups(obs, cfg.obs_groups, ("actor", "critic"))
+        actor_dim = sum(obs[g].shape[-1] for g in self.obs_groups["actor"])
+        critic_dim = sum(obs[g].shape[-1] for g in self.obs_groups["critic"])
+        args = (cfg.algorithm, self.obs_groups, self._env.num_envs, cfg.num_steps_per_env, self.torch_device)
+        if not cfg.recurrent:
+            return PPO(
+                MLPModel(actor_dim, self._env.num_actions, cfg.actor), MLPModel(critic_dim, 1, cfg.critic), *args
+            )
+        actor = build_model(actor_dim, self._env.num_actions, cfg.actor)
+        critic = build_model(critic_dim, 1, cfg.critic, actor=False)
+        return RecurrentPPO(actor, critic, *args)
 
     # --- training ----------------------------------------------------------------------------------------------------
 
@@ -120,7 +130,8 @@ class OnPolicyRunner:
                 self.env_steps += steps_per_it
                 self.wall_seconds += t2 - t0
                 record = self._iteration_record(stats, t1 - t0, t2 - t1, steps_per_it)
-                stop = self._maybe_evaluate(it, total_it, record)
+                out_of_time = cfg.max_wall_seconds is not None and self.wall_seconds >= cfg.max_wall_seconds
+                stop = self._maybe_evaluate(it, it + 1 if out_of_time else total_it, record) or out_of_time
                 self.logger.log_iteration(it, record)
                 if self.log_dir is not None and (it + 1) % cfg.save_interval == 0:
                     self.save(os.path.join(self.log_dir, f"model_{it + 1}.pt"), self.checkpoint_infos)
@@ -139,7 +150,7 @@ class OnPolicyRunner:
         """Move this iteration's statistics to the host (the one sync of the iteration) and check for NaN."""
         episode = self._tracker.collect()
         losses = dict(zip(stats, torch.stack(list(stats.values())).tolist(), strict=True))
-        std = self.alg.actor.std()
+        std = self.alg.get_policy().std()
         record: dict[str, float] = {
             "env_steps": float(self.env_steps),
             "wall_seconds": self.wall_seconds,
@@ -160,14 +171,15 @@ class OnPolicyRunner:
             self.logger.warn(
                 f"iteration {self.current_learning_iteration}: the env returned non-finite observations or rewards"
             )
-        if losses["discarded_steps"] > 0:
+        if losses.get("discarded_steps", 0.0) > 0:
             self.logger.warn(
                 f"iteration {self.current_learning_iteration}: {int(losses['discarded_steps'])} mini-batches had "
                 "non-finite gradients and were discarded"
             )
-        if not all(math.isfinite(losses[k]) for k in ("value_function", "surrogate")):
+        checked = [k for k in ("value_function", "surrogate", "distillation_loss") if k in losses]
+        if not all(math.isfinite(losses[k]) for k in checked):
             raise FloatingPointError(
-                f"iteration {self.current_learning_iteration}: non-finite PPO loss {losses}"
+                f"iteration {self.current_learning_iteration}: non-finite loss {losses}"
                 + ("; the env returned non-finite observations or rewards" if episode["nonfinite"] else "")
                 + ". Check observations/rewards for NaN or huge magnitudes (enable obs_normalization), "
                 "or lower the learning rate."
@@ -199,9 +211,14 @@ class OnPolicyRunner:
 
     @torch.inference_mode()
     def evaluate(
-        self, env: Env | None = None, max_steps: int | None = None, callback: Callable[[Env], None] | None = None
+        self,
+        env: Env | None = None,
+        max_steps: int | None = None,
+        callback: Callable[[Env], None] | None = None,
+        policy: Any = None,
     ) -> torch.Tensor:
-        """Return ``[num_envs]`` returns of the first episode of every env under the deterministic policy.
+        """Return ``[num_envs]`` returns of the first episode of every env under the deterministic policy (the
+        trained one, or ``policy``: a module mapping the observation TensorDict to actions, with ``reset(dones)``).
 
         ``callback(env)`` runs after every step (e.g. to render frames); with a callback the loop also stops once every
         env finished its episode (a host sync per step, fine for playing back, avoided in training).
@@ -209,9 +226,10 @@ class OnPolicyRunner:
         env = env or self.eval_env
         if env is None:
             raise ValueError("evaluate() needs an env: pass one or construct the runner with eval_env")
-        policy = InferencePolicy(self.alg.actor, self.obs_groups["actor"])
-        was_training = self.alg.actor.training
-        self.alg.actor.eval()
+        policy = self._inference_policy() if policy is None else policy
+        actor = self.alg.get_policy()
+        was_training = actor.training
+        actor.eval()
         obs = env.reset().to(self.torch_device)
         returns = torch.zeros(env.num_envs, device=self.torch_device)
         active = torch.ones(env.num_envs, dtype=torch.bool, device=self.torch_device)
@@ -219,13 +237,19 @@ class OnPolicyRunner:
             obs, rewards, terminated, truncated, _ = env.step(policy(obs).to(env.device))
             obs = obs.to(self.torch_device)
             returns += torch.where(active, rewards.to(self.torch_device), 0.0)
-            active &= ~(terminated | truncated).to(self.torch_device)
+            done = (terminated | truncated).to(self.torch_device)
+            policy.reset(done)
+            active &= ~done
             if callback is not None:
                 callback(env)
                 if not bool(active.any()):
                     break
-        self.alg.actor.train(was_training)
+        actor.train(was_training)
         return returns
+
+    def _inference_policy(self) -> Any:
+        """A fresh deterministic policy of the trained actor (with memory for a recurrent one)."""
+        return inference_policy(self.alg.get_policy(), self.obs_groups["actor"])
 
     # --- persistence -------------------------------------------------------------------------------------------------
 
@@ -270,19 +294,20 @@ class OnPolicyRunner:
                 self._env.load_state_dict(state["env_state"])
         return state.get("infos")
 
-    def get_inference_policy(self, device: str | torch.device | None = None) -> InferencePolicy:
-        """Deterministic policy taking the env's observation TensorDict (or a concatenated tensor)."""
+    def get_inference_policy(self, device: str | torch.device | None = None) -> Any:
+        """Deterministic policy taking the env's observation TensorDict (or a concatenated tensor); a recurrent one
+        carries its hidden state between calls (``policy.reset(dones)`` starts new episodes)."""
         self.alg.eval_mode()
-        policy = InferencePolicy(self.alg.actor, self.obs_groups["actor"])
+        policy = self._inference_policy()
         return policy.to(device) if device is not None else policy
 
     def export_policy_to_onnx(
         self, path: str | os.PathLike[str], filename: str = "policy.onnx", verbose: bool = False
     ) -> None:
-        export_onnx(self.alg.actor, Path(path) / filename, verbose=verbose)
+        export_onnx(self.alg.get_policy(), Path(path) / filename, verbose=verbose)
 
     def export_policy_to_jit(self, path: str | os.PathLike[str], filename: str = "policy.pt") -> None:
-        export_jit(self.alg.actor, Path(path) / filename)
+        export_jit(self.alg.get_policy(), Path(path) / filename)
 
     def add_git_repo_to_log(self, repo_file_path: str) -> None:
         """Record this repository's HEAD and diff in the run directory when training starts."""

@@ -1,5 +1,5 @@
 """Rollout storage."""
 
-from rsl_rl.storage.rollout_storage import RolloutStorage
+from rsl_rl.storage.rollout_storage import RecurrentRolloutStorage, RolloutStorage
 
-__all__ = ["RolloutStorage"]
+__all__ = ["RecurrentRolloutStorage", "RolloutStorage"]

@@ -8,6 +8,8 @@ and no group concatenation happens inside the update. Measured on 2 CPU cores (4
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 
@@ -79,5 +81,30 @@ class RolloutStorage:
         batches = []
         for _ in range(num_epochs):
             perm = torch.randperm(total, device=self.device)
+            batches += [perm[i * size : (i + 1) * size] for i in range(num_mini_batches)]
+        return batches
+
+
+class RecurrentRolloutStorage(RolloutStorage):
+    """A rollout of recurrent models: the hidden states at the rollout's start plus the done masks, and mini-batches
+    of whole env trajectories (truncated BPTT over the ``num_steps`` of the rollout).
+
+    The hidden state of step t is not stored: it is recomputed from ``hidden0`` and ``dones`` during the update.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hidden0: dict[str, tuple[torch.Tensor, ...]] = {}
+
+    def save_hidden(self, hidden: dict[str, tuple[torch.Tensor, ...]]) -> None:
+        """Record each model's hidden state at the rollout's first step (``[layers, N, H]`` each)."""
+        self.hidden0 = {name: tuple(h.clone() for h in state) for name, state in hidden.items()}
+
+    def env_mini_batches(self, num_mini_batches: int, num_epochs: int) -> list[torch.Tensor]:
+        """Env indices of every mini-batch: a fresh permutation of the envs per epoch, cut into equal parts."""
+        size = self.num_envs // num_mini_batches
+        batches = []
+        for _ in range(num_epochs):
+            perm = torch.randperm(self.num_envs, device=self.device)
             batches += [perm[i * size : (i + 1) * size] for i in range(num_mini_batches)]
         return batches

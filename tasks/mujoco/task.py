@@ -61,8 +61,8 @@ class MujocoTask(BatchedTask):
             raise ValueError(f"num_envs must be >= 1, got {cfg.num_envs}")
         self.cfg = cfg
         self.device = torch.device(device)
-        model = load_model(cfg.model_file or self.default_model_file())
-        self.sim = Simulator(model, cfg.num_envs, self.device, cfg.decimation, self.fields, self.params, cfg.sim)
+        model = self.build_model()
+        self.sim = Simulator(model, cfg.num_envs, self.device, self.sim_decimation(), self.fields, self.params, cfg.sim)
         self.model = model
         self.dtype = self.sim.dtype
         self.num_envs = cfg.num_envs
@@ -81,6 +81,14 @@ class MujocoTask(BatchedTask):
         self.reset()
 
     # --- what a task defines or may override -------------------------------------------------------------------------
+
+    def build_model(self) -> Any:
+        """The ``MjModel`` of one world (default: ``cfg.model_file`` or the task's default file)."""
+        return load_model(self.cfg.model_file or self.default_model_file())
+
+    def sim_decimation(self) -> int:
+        """Physics steps per ``sim.step()``: ``cfg.decimation``, or 1 for a task that acts between physics steps."""
+        return self.cfg.decimation
 
     def default_model_file(self) -> str:
         """MJCF used when ``cfg.model_file`` is empty."""

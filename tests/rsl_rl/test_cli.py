@@ -46,6 +46,12 @@ def test_play_export_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["play", "--checkpoint", str(run), "--num-envs", "3"]) == 0
     out = capsys.readouterr().out
     assert out.count("episode ") == 3 and "mean return over 3 episodes" in out
+    # --env-set edits the env config: episodes of 1 step instead of 200 (pendulum rewards are in [-16.3, 0]).
+    assert main(["play", "--checkpoint", str(run), "--num-envs", "2", "--env-set", "max_episode_steps=1"]) == 0
+    mean = float(capsys.readouterr().out.split("mean return over 2 episodes: ")[1].split()[0])
+    assert -16.3 <= mean <= 0.0
+    with pytest.raises(SystemExit, match="no field 'nope.x'"):
+        main(["play", "--checkpoint", str(run), "--env-set", "nope.x=1"])
 
     shutil.rmtree(run / "exported")
     assert main(["export", "--checkpoint", str(run / "model_4.pt")]) == 0

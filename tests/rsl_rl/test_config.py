@@ -47,7 +47,7 @@ def test_class_name_spellings(name: str) -> None:
     ("path", "value", "match"),
     [
         (("algorithm", "class_name"), "Distillation", "allowed: 'PPO'"),
-        (("actor", "class_name"), "RNNModel", "allowed: 'MLPModel'"),
+        (("actor", "class_name"), "CNNModel", "allowed: 'MLPModel'"),
         (("algorithm", "rnd_cfg"), {"weight": 1.0}, "rnd_cfg"),
         (("algorithm", "schedule"), "linear", "schedule"),
         (("actor", "activation"), "swish2", "activation"),

@@ -182,3 +182,13 @@ def test_non_finite_env_output_gives_a_diagnosis_not_a_silent_nan() -> None:
         runner.learn(2)
     # The discarded mini-batches left the policy intact.
     assert all(torch.isfinite(p).all() for p in runner.alg.actor.parameters())
+
+
+def test_max_wall_seconds_stops_training_after_the_iteration_that_reaches_it() -> None:
+    runner = pendulum_runner(None, 0)
+    runner.train_cfg.max_wall_seconds = 1e-9  # any iteration takes longer
+    runner.learn(50)
+    assert runner.current_learning_iteration == 1
+    runner.train_cfg.max_wall_seconds = None
+    runner.learn(2)
+    assert runner.current_learning_iteration == 3

@@ -1,0 +1,91 @@
+"""Legged locomotion: a Go1-class quadruped tracking commanded base velocities, on flat or rough ground.
+
+Importing this package registers ``go1-flat`` and ``go1-rough``. Variants are functions that edit a config
+(mjlab style): :func:`rough` turns the flat task into the rough-terrain one, :func:`no_randomization` switches every
+randomisation and perturbation term and the observation noise off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from rsl_rl.algorithms.ppo import PPOConfig
+from rsl_rl.modules.distribution import DistributionConfig
+from rsl_rl.modules.mlp import ActorConfig, ModelConfig
+from rsl_rl.registry import TaskSpec, register
+from rsl_rl.runners.config import TrainConfig
+from tasks.legged.terrain import TerrainCfg
+from tasks.legged.velocity import VelocityCfg, VelocityTask
+
+
+def flat() -> VelocityCfg:
+    """Go1 on flat ground with the default randomisation (friction, payload, CoM, motor strength, PD gains, action
+    delay, pushes) and observation noise."""
+    return VelocityCfg()
+
+
+def rough() -> VelocityCfg:
+    """Go1 on heightfield terrain (slopes, rough, stairs up/down, obstacles) with the terrain curriculum; the policy
+    also sees a height scan."""
+    cfg = VelocityCfg(terrain=TerrainCfg(kind="rough"))
+    cfg.rewards.pop("flat_orientation")
+    return cfg
+
+
+def no_randomization(cfg: VelocityCfg) -> VelocityCfg:
+    """The same task without randomisation, pushes, delay or observation noise (nominal robot)."""
+    return dataclasses.replace(cfg, events={}, noise=dataclasses.replace(cfg.noise, enabled=False))
+
+
+def velocity_train_cfg(max_iterations: int, hidden: tuple[int, ...]) -> Callable[[], TrainConfig]:
+    """rsl_rl's legged PPO settings (24 steps, 5 epochs × 4 mini-batches, adaptive lr, entropy 0.01), with networks
+    sized for the machine the task targets."""
+
+    def make() -> TrainConfig:
+        return TrainConfig(
+            num_steps_per_env=24,
+            max_iterations=max_iterations,
+            save_interval=50,
+            obs_groups={"actor": ["policy"], "critic": ["critic"]},
+            algorithm=PPOConfig(
+                num_learning_epochs=5,
+                num_mini_batches=4,
+                learning_rate=1e-3,
+                schedule="adaptive",
+                desired_kl=0.01,
+                gamma=0.99,
+                lam=0.95,
+                entropy_coef=0.01,
+                max_grad_norm=1.0,
+            ),
+            actor=ActorConfig(
+                hidden_dims=hidden,
+                activation="elu",
+                obs_normalization=True,
+                distribution_cfg=DistributionConfig(init_std=1.0),
+            ),  # fmt: skip
+            critic=ModelConfig(hidden_dims=hidden, activation="elu", obs_normalization=True),
+        )
+
+    return make
+
+
+register(
+    TaskSpec(
+        "go1-flat",
+        VelocityTask,
+        flat,
+        velocity_train_cfg(300, (256, 128, 128)),
+        "Go1 quadruped: track commanded velocities on flat ground (randomised, pushed, noisy)",
+    )
+)
+register(
+    TaskSpec(
+        "go1-rough",
+        VelocityTask,
+        rough,
+        velocity_train_cfg(1500, (512, 256, 128)),
+        "Go1 quadruped: track commanded velocities on rough terrain with a curriculum",
+    )
+)
