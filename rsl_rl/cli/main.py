@@ -192,25 +192,35 @@ def run_training(spec: TaskSpec, args: Any) -> int:
             "seed": args.seed,
             "device": str(device),
             "num_envs": env.num_envs,
-            "exported": {
-                "onnx": str(report.onnx),
-                "torchscript": str(report.torchscript),
-                "parity_max_abs_diff": max(report.max_abs_diff_onnx, report.max_abs_diff_torchscript),
-                "parity_samples": report.samples,
-            },
+            "exported": _export_record(report),
         }
     )
-    runner.logger.write_summary(summary)
-    runner.logger.write_curves(f"{spec.name}: PPO, {env.num_envs} envs")
-    runner.logger.close()
-    env.close()
-    eval_env.close()
+    _finish_run(runner, summary, f"{spec.name}: PPO, {env.num_envs} envs", env, eval_env)
     print(
         f"{spec.name}: {summary['iterations']} iterations, {summary['env_steps']:,} env steps in "
         f"{summary['wall_seconds']:.1f} s ({summary['env_steps_per_second']:,.0f} steps/s); final mean return "
         f"{summary['final_mean_return']:.1f} ({summary['final_mean_return_source']}); run directory: {run_dir}"
     )
     return 0
+
+
+def _export_record(report: Any) -> dict[str, Any]:
+    """What ``summary.json`` says about the deployment export."""
+    return {
+        "onnx": str(report.onnx),
+        "torchscript": str(report.torchscript),
+        "parity_max_abs_diff": max(report.max_abs_diff_onnx, report.max_abs_diff_torchscript),
+        "parity_samples": report.samples,
+    }
+
+
+def _finish_run(runner: Any, summary: dict[str, Any], title: str, *envs: Any) -> None:
+    """Write the summary and the curves, close the logger and the envs."""
+    runner.logger.write_summary(summary)
+    runner.logger.write_curves(title)
+    runner.logger.close()
+    for env in envs:
+        env.close()
 
 
 def _export_actor(runner: Any, spec: TaskSpec, checkpoint: Path, out_dir: Path, history_length: int = 1) -> Any:
@@ -341,19 +351,12 @@ def distill(argv: Sequence[str]) -> int:
             "num_envs": env.num_envs,
             "teacher": str(teacher_path),
             "teacher_mean_return": teacher_return,
-            "exported": {
-                "onnx": str(report.onnx),
-                "torchscript": str(report.torchscript),
-                "parity_max_abs_diff": max(report.max_abs_diff_onnx, report.max_abs_diff_torchscript),
-                "parity_samples": report.samples,
-            },
+            "exported": _export_record(report),
         }
     )
-    runner.logger.write_summary(summary)
-    runner.logger.write_curves(f"{spec.name}: distillation ({cfg.algorithm.loss}), {env.num_envs} envs")
-    runner.logger.close()
-    env.close()
-    eval_env.close()
+    _finish_run(
+        runner, summary, f"{spec.name}: distillation ({cfg.algorithm.loss}), {env.num_envs} envs", env, eval_env
+    )
     print(
         f"{spec.name}: distilled {summary['iterations']} iterations; student return "
         f"{summary['final_mean_return']:.1f} ({summary['final_mean_return_source']}), teacher {teacher_return:.1f}; "
