@@ -27,8 +27,8 @@ def flat() -> VelocityCfg:
 
 def rough() -> VelocityCfg:
     """Go1 on heightfield terrain (slopes, rough, stairs up/down, obstacles) with the terrain curriculum; the policy
-    also sees a height scan."""
-    cfg = VelocityCfg(terrain=TerrainCfg(kind="rough"))
+    also sees a height scan; rewards clipped at 0 per step (legged_gym), so that falling early never pays."""
+    cfg = VelocityCfg(terrain=TerrainCfg(kind="rough"), only_positive_rewards=True)
     cfg.rewards.pop("flat_orientation")
     return cfg
 

@@ -153,6 +153,9 @@ class VelocityCfg(MujocoTaskCfg):
     """Initial joint positions = standing pose × U(range) (legged_gym)."""
     reset_base_velocity: float = 0.5
     """Initial base velocities U(±value) on all six axes."""
+    only_positive_rewards: bool = False
+    """Clip each step's total reward at 0 (legged_gym's default): early on, penalties would otherwise outweigh the
+    tracking terms and the policy learns to end its episodes early."""
     action_clip: float = 100.0
     """Actions are clipped to ±this (legged_gym)."""
     height_scan: tuple[tuple[float, ...], tuple[float, ...]] = (
@@ -438,6 +441,8 @@ class VelocityTask(MujocoTask):
     def step(self, actions: torch.Tensor) -> StepResult:
         length = (self.episode_length_buf + 1).to(self.dtype)
         obs, reward, terminated, truncated, extras = super().step(actions)
+        if self.cfg.only_positive_rewards:
+            reward = reward.clamp(min=0.0)
         episode = extras["episode"]
         # Tracking quality per finished episode: the mean tracking kernel ∈ [0, 1] (1 = perfect tracking).
         # "fraction" is the share of the maximum tracking reward the episode earned (the issue's 80 % goal).

@@ -125,6 +125,17 @@ def test_rewards_are_weighted_per_second_and_logged_per_term() -> None:
     assert "tracking/track_lin_vel_xy" in extras["episode"]
 
 
+def test_only_positive_rewards_clips_each_steps_total_at_zero() -> None:
+    g = torch.Generator().manual_seed(0)
+    actions = [3 * torch.randn(8, 12, generator=g) for _ in range(5)]  # violent: large penalties
+    rewards = {}
+    for clip in (False, True):
+        env = make(n=8, only_positive_rewards=clip)
+        rewards[clip] = torch.stack([env.step(a)[1] for a in actions])
+    assert (rewards[False] < 0).any()
+    assert torch.equal(rewards[True], rewards[False].clamp(min=0.0))
+
+
 def test_terminations_base_contact_and_bad_orientation() -> None:
     env = make(n=2)
     qpos = env.sim.qpos.clone()
