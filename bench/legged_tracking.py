@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rsl_rl.registry import get_task  # noqa: E402
 from rsl_rl.runners.checkpoint import latest_checkpoint, load_checkpoint  # noqa: E402
 from tasks.legged import no_randomization  # noqa: E402
-from tasks.legged.velocity import VelocityCfg  # noqa: E402
+from tasks.legged.config import VelocityCfg  # noqa: E402
 
 COMMANDS: dict[str, tuple[float, float, float] | None] = {
     "forward 0.5": (0.5, 0.0, 0.0),

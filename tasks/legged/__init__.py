@@ -15,8 +15,9 @@ from rsl_rl.modules.distribution import DistributionConfig
 from rsl_rl.modules.mlp import ActorConfig, ModelConfig
 from rsl_rl.registry import TaskSpec, register
 from rsl_rl.runners.config import TrainConfig
+from tasks.legged.config import VelocityCfg
 from tasks.legged.terrain import TerrainCfg
-from tasks.legged.velocity import VelocityCfg, VelocityTask
+from tasks.legged.velocity import VelocityTask
 
 
 def flat() -> VelocityCfg:

@@ -16,9 +16,10 @@ import torch
 from tasks.legged import events as ev
 from tasks.legged import no_randomization
 from tasks.legged import terms as t
+from tasks.legged.config import VelocityCfg
 from tasks.legged.robot import RobotCfg, build_model
 from tasks.legged.terrain import HeightMap, TerrainCfg, generate, update_levels
-from tasks.legged.velocity import VelocityCfg, VelocityTask
+from tasks.legged.velocity import VelocityTask
 from tasks.mujoco.sim import SimConfig
 from tasks.mujoco.warp_backend import warp_available
 
