@@ -37,8 +37,8 @@ class EventTerm:
 
 
 def _uniform(env: Any, low: float, high: float, *shape: int) -> torch.Tensor:
-    u = torch.rand(env.num_envs, *shape, generator=env.generator, device=env.device)
-    return low + (high - low) * u
+    """U(low, high) ``[N, *shape]`` from the task's generator (``env.rand``)."""
+    return low + (high - low) * env.rand(*shape)
 
 
 def foot_friction(env: Any, mask: torch.Tensor, friction: tuple[float, float] = (0.5, 1.25)) -> None:
@@ -59,9 +59,7 @@ def base_com(env: Any, mask: torch.Tensor, offset: tuple[float, float, float] = 
     """Shift of the base's centre of mass, U(±offset) per axis (m) (Isaac Lab: ±0.05, ±0.05, ±0.01)."""
     values = env.nominal["body_ipos"].clone()
     bound = torch.tensor(offset, device=env.device)
-    values[:, env.base_id] += (
-        (2 * torch.rand(env.num_envs, 3, generator=env.generator, device=env.device) - 1) * bound
-    ).to(values.dtype)
+    values[:, env.base_id] += ((2 * env.rand(3) - 1) * bound).to(values.dtype)
     env.sim.set_params("body_ipos", values, mask)
 
 
