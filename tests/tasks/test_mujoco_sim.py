@@ -7,39 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from worlds import initial_state, make, rollout, smooth_actions
 
-from tasks.mujoco.sim import SimConfig, Simulator, load_model
-from tasks.mujoco.task import gymnasium_asset
+from tasks.mujoco.sim import SimConfig, load_model
 from tasks.mujoco.warp_backend import warp_available
-
-HOPPER = gymnasium_asset("hopper.xml")
-
-
-def make(backend: str, n: int = 6, fields: tuple[str, ...] = (), params: tuple[str, ...] = ()) -> Simulator:
-    return Simulator(load_model(HOPPER), n, "cpu", 4, fields, params, SimConfig(backend=backend, nthread=2))
-
-
-def initial_state(sim: Simulator, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    n, m = sim.num_worlds, sim.model
-    qpos = torch.from_numpy(m.qpos0).expand(n, -1) + 0.005 * torch.rand(n, m.nq, generator=g, dtype=torch.float64)
-    qvel = 0.005 * torch.rand(n, m.nv, generator=g, dtype=torch.float64)
-    return qpos, qvel
-
-
-def smooth_actions(steps: int, n: int, nu: int, amplitude: float = 0.8) -> torch.Tensor:
-    t = torch.arange(steps, dtype=torch.float64).view(-1, 1, 1)
-    phase = torch.arange(n * nu, dtype=torch.float64).view(1, n, nu)
-    return amplitude * torch.sin(0.3 * t + phase)
-
-
-def rollout(sim: Simulator, actions: torch.Tensor) -> torch.Tensor:
-    states = []
-    for a in actions:
-        sim.ctrl[:] = a.to(sim.dtype)
-        sim.step()
-        states.append(torch.cat([sim.qpos, sim.qvel], dim=-1).double().clone())
-    return torch.stack(states)
 
 
 def test_batch_and_thread_pool_paths_are_bit_identical() -> None:
