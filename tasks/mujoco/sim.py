@@ -19,6 +19,7 @@ builds the simulator; everything else stays inside the backend. No task calls a 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,8 @@ PARAM_FIELDS: dict[str, Any] = {
     "dof_frictionloss": lambda m: (m.nv,),
 }
 BACKENDS = ("cpu", "warp")
+CONES = {"pyramidal": mujoco.mjtCone.mjCONE_PYRAMIDAL, "elliptic": mujoco.mjtCone.mjCONE_ELLIPTIC}
+SOLVERS = {"pgs": mujoco.mjtSolver.mjSOL_PGS, "cg": mujoco.mjtSolver.mjSOL_CG, "newton": mujoco.mjtSolver.mjSOL_NEWTON}
 
 
 @dataclass
@@ -80,10 +83,21 @@ class SimConfig:
     """Warp: constraint rows per world to allocate (0 = mujoco_warp's default)."""
     cuda_graph: bool = True
     """Warp on CUDA: capture the decimated step as a CUDA graph."""
+    solver: str = ""
+    """Constraint solver: ``pgs``, ``cg`` or ``newton``; empty = the model's own. mujoco_warp has no PGS: a PGS model
+    runs Newton there (with a warning), so ``newton`` makes both backends simulate alike."""
+    cone: str = ""
+    """Friction cone: ``pyramidal`` or ``elliptic``; empty = the model's own. With pyramidal cones the backends differ
+    where a capsule stands steeper than 60 degrees on a plane: mujoco_warp then takes a fixed first tangent, MuJoCo C the
+    capsule's axis, which turns the friction pyramid (Ant's feet). Elliptic cones are the same in every direction."""
 
     def __post_init__(self) -> None:
         if self.backend not in (*BACKENDS, "auto"):
             raise ValueError(f"sim.backend={self.backend!r}; allowed: 'auto', 'cpu', 'warp'")
+        if self.solver and self.solver not in SOLVERS:
+            raise ValueError(f"sim.solver={self.solver!r}; allowed: '' (the model's), {', '.join(map(repr, SOLVERS))}")
+        if self.cone and self.cone not in CONES:
+            raise ValueError(f"sim.cone={self.cone!r}; allowed: '' (the model's), {', '.join(map(repr, CONES))}")
         if self.nthread < 0:
             raise ValueError(f"sim.nthread must be >= 0, got {self.nthread}")
 
@@ -143,6 +157,17 @@ class Simulator:
         self.fields = tuple(dict.fromkeys(("qpos", "qvel", *fields)))
         self.param_names = tuple(params)
         self.backend_name = resolve_backend(cfg.backend, self.device)
+        if cfg.solver:
+            model.opt.solver = SOLVERS[cfg.solver]
+        if cfg.cone:
+            model.opt.cone = CONES[cfg.cone]
+        if self.backend_name == "warp" and model.opt.solver == mujoco.mjtSolver.mjSOL_PGS:
+            warnings.warn(
+                "the model asks for the PGS solver, which mujoco_warp does not have: the warp backend runs Newton "
+                "(set sim.solver='newton' to simulate the cpu backend alike)",
+                stacklevel=2,
+            )
+            model.opt.solver = mujoco.mjtSolver.mjSOL_NEWTON
         args = (model, num_worlds, self.device, decimation, self.fields, params, cfg)
         if self.backend_name == "cpu" and any(name in RNE_POST_FIELDS for name in self.fields):
             # mujoco.batch does not run mj_rnePostConstraint: worlds with their own MjData, stepped by Python threads.

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mujoco
 import numpy as np
 import pytest
 import torch
-from worlds import initial_state, make, rollout, smooth_actions
+from worlds import HOPPER, initial_state, make, rollout, smooth_actions
 
-from tasks.mujoco.sim import SimConfig, load_model
+from tasks.mujoco.sim import SimConfig, Simulator, load_model
 from tasks.mujoco.warp_backend import warp_available
+
+# pyright: reportAttributeAccessIssue=false
+# (mujoco's compiled modules are re-exported with `import *`, which pyright cannot follow)
 
 
 def test_batch_and_thread_pool_paths_are_bit_identical() -> None:
@@ -74,6 +78,17 @@ def test_errors_name_what_is_wrong(tmp_path: Path) -> None:
         make("cpu", params=("nq",))
     with pytest.raises(ValueError, match="backend"):
         SimConfig(backend="physx")
+    with pytest.raises(ValueError, match="sim.solver='sor'; allowed: .*'newton'"):
+        SimConfig(solver="sor")
+    with pytest.raises(ValueError, match="sim.cone='round'; allowed: .*'elliptic'"):
+        SimConfig(cone="round")
+
+
+def test_solver_and_cone_overrides_reach_the_model() -> None:
+    sim = Simulator(load_model(HOPPER), 2, "cpu", 1, (), (), SimConfig(backend="cpu", solver="cg", cone="elliptic"))
+    assert sim.model.opt.solver == mujoco.mjtSolver.mjSOL_CG
+    assert sim.model.opt.cone == mujoco.mjtCone.mjCONE_ELLIPTIC
+    assert load_model(HOPPER).opt.cone == mujoco.mjtCone.mjCONE_PYRAMIDAL  # the file's own setting, untouched
 
 
 warp = pytest.mark.skipif(not warp_available(), reason="mujoco-warp is not installed")
@@ -83,8 +98,8 @@ warp = pytest.mark.skipif(not warp_available(), reason="mujoco-warp is not insta
 def test_warp_matches_cpu_over_100_steps() -> None:
     """Hopper with contacts, smooth actions, 100 env steps (400 physics steps): Warp (float32) tracks MuJoCo C
     (float64) to 1e-4 in qpos and 1e-3 in qvel. (With actions that make the hopper fall flat, the impacts amplify the
-    float32 rounding: ~2e-3 in qpos by step 100. Ant differs sooner: Warp orients the capsule-plane contact frame
-    differently, which rotates the pyramidal friction cone.)"""
+    float32 rounding: ~2e-3 in qpos by step 100. The six gymnasium tasks are compared step by step in
+    tests/tasks/test_rrls.py.)"""
     cpu, gpu = make("cpu"), make("warp")
     everyone = torch.ones(6, dtype=torch.bool)
     for sim in (cpu, gpu):
@@ -95,6 +110,17 @@ def test_warp_matches_cpu_over_100_steps() -> None:
     nq = cpu.model.nq
     assert (a[..., :nq] - b[..., :nq]).abs().max().item() < 1e-4
     assert (a[..., nq:] - b[..., nq:]).abs().max().item() < 1e-3
+
+
+@warp
+def test_warp_runs_a_pgs_model_with_newton_and_says_so() -> None:
+    model = load_model(HOPPER)
+    model.opt.solver = mujoco.mjtSolver.mjSOL_PGS
+    with pytest.warns(UserWarning, match="PGS solver, which mujoco_warp does not have: .* runs Newton"):
+        sim = Simulator(model, 2, "cpu", 1, (), (), SimConfig(backend="warp"))
+    assert sim.model.opt.solver == mujoco.mjtSolver.mjSOL_NEWTON
+    sim.step()
+    assert torch.isfinite(sim.qpos).all()
 
 
 @warp
