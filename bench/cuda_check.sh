@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/cuda_check}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 MUJOCO_GL=egl
+export PYTHONUNBUFFERED=1
 log="$OUT/cuda_check.log"
 step() { echo "=== $* ($(date +%T))" | tee -a "$log"; }
 
@@ -30,7 +30,7 @@ timeout 150 python3 bench/mujoco_throughput.py --warp-only --repeats 3 2>&1 | gr
 
 step "go1-flat on warp/CUDA, 4096 envs, 240 s of training"
 rm -rf /tmp/go1
-timeout 420 rsl-rl train --task go1-flat --device cuda --num-envs 4096 --max-iterations 3000 \
+timeout 420 python3 -m rsl_rl.cli.main train --task go1-flat --device cuda --num-envs 4096 --max-iterations 3000 \
     --agent.max-wall-seconds 240 --run-dir /tmp/go1 2>&1 | tr '\r' '\n' | grep -v "^ *[0-9]*%|" | tail -15 | tee -a "$log"
 cp /tmp/go1/summary.json /tmp/go1/*.png "$OUT/" 2>/dev/null
 cp /tmp/go1/events.out.tfevents.* "$OUT/" 2>/dev/null || find /tmp/go1 -name 'events.out.tfevents.*' -exec cp {} "$OUT/" \;

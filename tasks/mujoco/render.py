@@ -1,7 +1,8 @@
 """Offscreen frames of chosen worlds, and MP4 files of them.
 
 Rendering works on a host copy of a world's state (``qpos``, ``qvel`` → ``mj_forward``), so it serves both backends
-alike. Headless Linux uses EGL (set in ``tasks/mujoco/__init__.py``); ``MUJOCO_GL=osmesa`` selects software rendering.
+alike. Headless Linux uses EGL where libEGL exists (set in ``tasks/__init__.py``); ``MUJOCO_GL=osmesa`` selects
+software rendering.
 """
 
 # pyright: reportAttributeAccessIssue=false

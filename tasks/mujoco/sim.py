@@ -88,8 +88,9 @@ class SimConfig:
     runs Newton there (with a warning), so ``newton`` makes both backends simulate alike."""
     cone: str = ""
     """Friction cone: ``pyramidal`` or ``elliptic``; empty = the model's own. With pyramidal cones the backends differ
-    where a capsule stands steeper than 60 degrees on a plane: mujoco_warp then takes a fixed first tangent, MuJoCo C the
-    capsule's axis, which turns the friction pyramid (Ant's feet). Elliptic cones are the same in every direction."""
+    where a capsule stands steeper than 60 degrees on a plane: mujoco_warp then takes a fixed first tangent, MuJoCo C
+    the capsule's axis, which turns the friction pyramid (Ant's feet). Elliptic cones are the same in every
+    direction."""
 
     def __post_init__(self) -> None:
         if self.backend not in (*BACKENDS, "auto"):

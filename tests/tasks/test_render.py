@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -75,3 +78,14 @@ def test_play_video_of_a_task_that_cannot_render(tmp_path: Path, capsys: pytest.
     )
     assert main(["play", "--checkpoint", str(run), "--video", str(tmp_path / "p.mp4")]) == 2
     assert "cannot render" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("egl_found", [True, False])
+def test_egl_is_chosen_only_where_libegl_exists(egl_found: bool) -> None:
+    """Headless, the tasks package picks EGL for MuJoCo where libEGL exists; where it does not, it leaves MUJOCO_GL
+    alone, because MuJoCo loads the chosen platform at import and a missing libEGL would break `import mujoco`."""
+    patch = "" if egl_found else "import ctypes.util; ctypes.util.find_library = lambda name: None; "
+    code = patch + "import os, tasks, mujoco; print(os.environ.get('MUJOCO_GL'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "DISPLAY")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ("egl" if egl_found else "None")
