@@ -60,6 +60,10 @@ class BatchedTask(Env):
     def terminated(self) -> torch.Tensor:
         """``bool[N]``: the current state is terminal."""
 
+    def step_counts(self) -> dict[str, torch.Tensor]:
+        """Device scalars summed over an iteration and logged when non-zero (default: none)."""
+        return {}
+
     def init_buffers(self) -> None:
         n = self.num_envs
         self.reward_names = list(self.cfg.rewards)
@@ -97,7 +101,7 @@ class BatchedTask(Env):
         extras: dict[str, Any] = {
             "final_obs": final_obs,
             "episode": {f"reward/{name}": episode_sums[:, i] for i, name in enumerate(self.reward_names)},
-            "counts": {"invalid_physics_resets": invalid.sum()},
+            "counts": {"invalid_physics_resets": invalid.sum(), **self.step_counts()},
         }
         self.reset_envs(done)
         self.episode_length_buf = torch.where(done, 0, length)

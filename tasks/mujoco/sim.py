@@ -78,9 +78,11 @@ class SimConfig:
     nthread: int = 0
     """Threads of the cpu backend; 0 = all available cores."""
     nconmax: int = 0
-    """Warp: contacts per world to allocate (0 = mujoco_warp's default)."""
+    """Warp: contacts per world to allocate, pooled over all worlds (0 = mujoco_warp's default). An overflowing pool
+    drops contacts: logged per iteration as ``contact_overflow``."""
     njmax: int = 0
-    """Warp: constraint rows per world to allocate (0 = mujoco_warp's default)."""
+    """Warp: constraint rows per world to allocate (0 = mujoco_warp's default). A world that needs more is reset and
+    counted like a world whose physics went unstable."""
     cuda_graph: bool = True
     """Warp on CUDA: capture the decimated step as a CUDA graph."""
     solver: str = ""
@@ -244,6 +246,13 @@ class Simulator:
         the world itself). The caller resets such worlds; :attr:`unstable_count` counts them.
         """
         return self.backend.step()
+
+    def take_counts(self) -> dict[str, torch.Tensor]:
+        """Backend events since the last call, as device scalars (no host sync): on warp, ``contact_overflow`` (steps in
+        which contacts did not fit a buffer: the pool shared by all worlds -- raise ``sim.nconmax`` -- or a heightfield,
+        CCD or EPA buffer)."""
+        take = getattr(self.backend, "take_counts", None)
+        return take() if take is not None else {}
 
     def reset(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
         """Reset the worlds where ``mask`` to ``(qpos, qvel)`` (rows of other worlds are ignored), as gymnasium does:

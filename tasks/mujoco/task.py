@@ -147,6 +147,9 @@ class MujocoTask(BatchedTask):
         self.sim.ctrl.copy_(self.action)
         return self.sim.step()
 
+    def step_counts(self) -> dict[str, torch.Tensor]:
+        return self.sim.take_counts()
+
     def reset_envs(self, mask: torch.Tensor) -> None:
         qpos, qvel = self.sample_reset_state()
         self.sim.reset(mask, qpos, qvel)

@@ -50,6 +50,16 @@ class WarpBackend:
         self.inputs = {name: self._view(getattr(self.d, name)) for name in ("ctrl", "xfrc_applied")}
         self.params = {name: self._view(getattr(self.m, name)) for name in params}
         self._warmstart = self._view(self.d.qacc_warmstart)
+        # mujoco_warp flags, per world, what did not fit its fixed-size buffers (bits of mjw.OverflowType, sticky until
+        # the world is reset). Constraint rows beyond sim.njmax are dropped from that world's solve: its physics is
+        # wrong, so it is reported unstable (reset and counted). Collision overflows -- the contact pool shared by all
+        # worlds (sim.nconmax), heightfield, CCD and EPA buffers -- drop or degrade contacts: counted per step.
+        kind = mjw.OverflowType
+        self._world_overflow = int(kind.NEFC | kind.NJMAX_NNZ | kind.NVMAX)
+        self._contact_overflow = int(kind.BROADPHASE | kind.NARROWPHASE | kind.CCD | kind.HFIELD | kind.EPA_HORIZON)
+        self._overflow = self._view(self.d.overflow)
+        self.m.opt.warn_overflow = 0  # no kernel printf per world and step: the runner logs once per iteration
+        self._contact_overflow_steps = torch.zeros((), dtype=torch.long, device=device)
         self._graph = None
         if device.type == "cuda" and cfg.cuda_graph:
             with wp.ScopedDevice(self.wp_device):
@@ -78,7 +88,18 @@ class WarpBackend:
             with self.wp.ScopedDevice(self.wp_device):
                 self._substeps()
         qpos, qvel = self.data["qpos"], self.data["qvel"]
-        return ~(torch.isfinite(qpos).all(dim=1) & torch.isfinite(qvel).all(dim=1))
+        overflow = self._overflow
+        self._contact_overflow_steps += ((overflow & self._contact_overflow) != 0).any()
+        unstable = ~(torch.isfinite(qpos).all(dim=1) & torch.isfinite(qvel).all(dim=1))
+        unstable |= (overflow & self._world_overflow) != 0
+        overflow.zero_()  # read: the next step reports only its own overflows
+        return unstable
+
+    def take_counts(self) -> dict[str, torch.Tensor]:
+        """Steps since the last call in which some world's contacts overflowed a buffer (device scalar, no sync)."""
+        steps = self._contact_overflow_steps
+        self._contact_overflow_steps = torch.zeros_like(steps)
+        return {"contact_overflow": steps}
 
     def reset(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
         """Masked reset without a host sync. ``forward`` runs on every world, so the rows of the other worlds (read

@@ -12,6 +12,8 @@ from worlds import HOPPER, initial_state, make, rollout, smooth_actions
 
 from tasks.mujoco.sim import SimConfig, Simulator, load_model
 from tasks.mujoco.warp_backend import warp_available
+from tasks.rrls.ant import AntCfg, AntEnv
+from tasks.rrls.hopper import HopperCfg, HopperEnv
 
 # pyright: reportAttributeAccessIssue=false
 # (mujoco's compiled modules are re-exported with `import *`, which pyright cannot follow)
@@ -121,6 +123,29 @@ def test_warp_runs_a_pgs_model_with_newton_and_says_so() -> None:
     assert sim.model.opt.solver == mujoco.mjtSolver.mjSOL_NEWTON
     sim.step()
     assert torch.isfinite(sim.qpos).all()
+
+
+@warp
+def test_warp_buffer_overflows_are_reset_or_counted_not_printed(capfd: pytest.CaptureFixture[str]) -> None:
+    """Constraint rows beyond sim.njmax make that world's physics wrong: it is reported unstable (the task resets and
+    counts it). Contacts beyond the pool shared by all worlds (sim.nconmax) are counted per step. Neither floods the log
+    with mujoco_warp's per-world kernel printf: the runner logs the counts once per iteration."""
+    few_rows = HopperEnv(HopperCfg(num_envs=4, sim=SimConfig(backend="warp", njmax=2)))
+    few_contacts = AntEnv(AntCfg(num_envs=2, sim=SimConfig(backend="warp", nconmax=1)))
+    resets = pool = 0
+    for _ in range(30):
+        obs, _, _, _, extras = few_rows.step(torch.zeros(4, few_rows.num_actions))
+        resets += int(extras["counts"]["invalid_physics_resets"])
+        assert torch.isfinite(obs["policy"]).all()
+        _, _, _, _, extras = few_contacts.step(torch.zeros(2, few_contacts.num_actions))
+        pool += int(extras["counts"]["contact_overflow"])
+    assert resets > 0 and pool > 0
+    assert "overflow" not in capfd.readouterr().out
+    fine = HopperEnv(HopperCfg(num_envs=4, sim=SimConfig(backend="warp")))
+    for _ in range(30):
+        _, _, _, _, extras = fine.step(torch.zeros(4, fine.num_actions))
+        assert int(extras["counts"]["invalid_physics_resets"]) == 0
+        assert int(extras["counts"]["contact_overflow"]) == 0
 
 
 @warp
