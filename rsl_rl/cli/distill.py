@@ -18,12 +18,12 @@ from rsl_rl.cli.main import (
     _export_record,
     _finish_run,
     _get_task_or_exit,
-    _load,
     _set_backend,
     default_device,
     resolve_device,
     seed_everything,
 )
+from rsl_rl.cli.play import _load
 from rsl_rl.runners.config import train_config_from_dict
 
 

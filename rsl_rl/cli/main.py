@@ -16,10 +16,8 @@ training configs are the defaults and every field of them can be overridden from
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import datetime
-import json
 import os
 import random
 import sys
@@ -33,8 +31,7 @@ import torch
 import tyro
 
 from rsl_rl.registry import TaskSpec, get_task, task_names
-from rsl_rl.runners.checkpoint import latest_checkpoint, load_checkpoint
-from rsl_rl.runners.config import TrainConfig, train_config_from_dict
+from rsl_rl.runners.config import TrainConfig
 
 USAGE = """usage: rsl-rl COMMAND [OPTIONS]
 
@@ -254,136 +251,25 @@ def distill(argv: Sequence[str]) -> int:
     return run_distillation(argv)
 
 
-# --- play / export --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class PlayArgs:
-    """Run a trained policy deterministically and print each episode's return."""
-
-    checkpoint: Path
-    """Checkpoint file, or a run directory (its latest model_<it>.pt)."""
-    task: str | None = None
-    """Task (default: the one recorded in the checkpoint)."""
-    num_envs: int = 8
-    """Episodes to run (one per parallel env)."""
-    seed: int = 0
-    """Seed of the env's initial states."""
-    device: str = dataclasses.field(default_factory=default_device)
-    """cpu, cuda or cuda:N."""
-    video: Path | None = None
-    """Write an MP4 of the episodes (tasks that render, e.g. MuJoCo tasks)."""
-    video_worlds: int = 1
-    """Worlds shown side by side in the video."""
-    video_size: tuple[int, int] = (480, 360)
-    """Width and height of one world's frame."""
-    backend: str | None = None
-    """Simulation backend of MuJoCo tasks: cpu or warp."""
-    env_set: tuple[str, ...] = ()
-    """Env-config overrides ``FIELD.PATH=VALUE`` (Python literals), e.g. ``commands.lin_vel_x=(1.0,1.0)``."""
+# --- play / export / deploy-sim (rsl_rl/cli/play.py) ----------------------------------------------------------------
 
 
 def play(argv: Sequence[str]) -> int:
-    from rsl_rl.runners.on_policy import OnPolicyRunner
+    from rsl_rl.cli.play import play as run_play
 
-    args = tyro.cli(PlayArgs, args=list(argv), prog="rsl-rl play")
-    device = resolve_device(args.device)
-    path, state = _load(args.checkpoint)
-    task = args.task or (state.get("infos") or {}).get("task") or _task_from_run_dir(path)
-    if task is None:
-        print("error: the checkpoint does not record its task; pass --task NAME", file=sys.stderr)
-        return 2
-    spec = _get_task_or_exit(task)
-    seed_everything(args.seed)
-    env_cfg = spec.env_cfg()
-    env_cfg.num_envs = args.num_envs
-    _set_backend(env_cfg, args.backend, spec.name)
-    for assignment in args.env_set:
-        _set_field(env_cfg, assignment)
-    env = spec.build(env_cfg, device=device, seed=args.seed)
-    cfg = train_config_from_dict(state["config"]) if "config" in state else spec.train_cfg()
-    runner = OnPolicyRunner(env, cfg, None, device, show_progress=False)
-    runner.load(path, load_cfg={"actor": True})
-    frames: list[Any] = []
-    worlds = tuple(range(min(args.video_worlds, env.num_envs)))
-
-    def record(env: Any) -> None:
-        frames.append(np.concatenate(list(env.render(worlds, *args.video_size)), axis=1))
-
-    if args.video is not None:
-        record(env)  # fails early, with the reason, if the task cannot render
-    returns = runner.evaluate(env, callback=record if args.video is not None else None).tolist()
-    for i, ret in enumerate(returns):
-        print(f"episode {i}: return {ret:.2f}")
-    print(f"mean return over {len(returns)} episodes: {sum(returns) / len(returns):.2f} ({path})")
-    if args.video is not None:
-        from tasks.mujoco.render import write_video
-
-        video = write_video(args.video, frames, fps=1.0 / env.step_dt)
-        print(f"wrote {video} ({len(frames)} frames at {1.0 / env.step_dt:.0f} fps)")
-    env.close()
-    return 0
-
-
-@dataclass
-class ExportArgs:
-    """Write the deterministic policy (normaliser baked in) as ONNX and TorchScript with deployment metadata.
-
-    Input ``obs``, output ``actions``. The files are written only after onnxruntime and TorchScript reproduce the torch
-    policy to 1e-5 on >= 10,000 observations (random ones and ones recorded in the task).
-    """
-
-    checkpoint: Path
-    """Checkpoint file, or a run directory (its latest model_<it>.pt)."""
-    out_dir: Path | None = None
-    """Output directory (default: <checkpoint's directory>/exported)."""
-    task: str | None = None
-    """Task for the metadata and the recorded observations (default: the one in the checkpoint)."""
+    return run_play(argv)
 
 
 def export(argv: Sequence[str]) -> int:
-    from deploy.export import export_checkpoint
+    from rsl_rl.cli.play import export as run_export
 
-    args = tyro.cli(ExportArgs, args=list(argv), prog="rsl-rl export")
-    report = export_checkpoint(args.checkpoint, args.out_dir, args.task)
-    meta = report.metadata
-    print(
-        f"wrote {report.onnx} and {report.torchscript} (obs {meta['observation']['dim']}, actions "
-        f"{meta['action']['dim']}, task {meta['task']}); parity on {report.samples} observations: max |Δ| ONNX "
-        f"{report.max_abs_diff_onnx:.2g}, TorchScript {report.max_abs_diff_torchscript:.2g}"
-    )
-    return 0
-
-
-@dataclass
-class DeploySimArgs:
-    """Run an exported ONNX policy through the torch-free runtime (with its safety layer) in simulation."""
-
-    policy: Path
-    """The exported ONNX file."""
-    task: str | None = None
-    """Task (default: the one in the policy's metadata)."""
-    episodes: int = 8
-    """Episodes, one per parallel env."""
-    seed: int = 0
-    """Seed of the initial states."""
-    rate_limit: float | None = None
-    """Safety layer: largest change of an action entry per step."""
+    return run_export(argv)
 
 
 def deploy_sim(argv: Sequence[str]) -> int:
-    from deploy.runtime import SafetyConfig
-    from deploy.sim2sim import report_lines, run_sim2sim
+    from rsl_rl.cli.play import deploy_sim as run_deploy_sim
 
-    args = tyro.cli(DeploySimArgs, args=list(argv), prog="rsl-rl deploy-sim")
-    if not args.policy.is_file():
-        raise FileNotFoundError(f"policy file not found: {args.policy}")
-    report = run_sim2sim(
-        str(args.policy), args.task, args.episodes, args.seed, SafetyConfig(rate_limit=args.rate_limit)
-    )
-    for line in report_lines(report):
-        print(line)
-    return 0
+    return run_deploy_sim(argv)
 
 
 def list_tasks(argv: Sequence[str]) -> int:
@@ -403,40 +289,6 @@ def _set_backend(env_cfg: Any, backend: str | None, task: str) -> None:
         raise ValueError(f"--backend applies to simulated (MuJoCo) tasks; '{task}' has no simulator")
     env_cfg.sim.backend = backend
     env_cfg.sim.__post_init__()
-
-
-def _set_field(cfg: Any, assignment: str) -> None:
-    """Apply ``a.b.c=VALUE`` (a Python literal) to nested config dataclasses, re-validating what it touched."""
-    path, sep, text = assignment.partition("=")
-    if not sep:
-        raise SystemExit(f"error: --env-set {assignment!r}: expected FIELD.PATH=VALUE")
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        value = text  # a bare word is a string
-    *parents, name = path.strip().split(".")
-    target: Any = cfg
-    for part in parents:
-        target = getattr(target, part, None)
-    fields = {f.name for f in dataclasses.fields(target)} if dataclasses.is_dataclass(target) else set()
-    if name not in fields:
-        raise SystemExit(f"error: --env-set: the env config has no field '{path}'")
-    setattr(target, name, tuple(value) if isinstance(value, list) else value)
-    post_init = getattr(target, "__post_init__", None)
-    if post_init is not None:
-        post_init()
-
-
-def _load(checkpoint: Path) -> tuple[Path, dict[str, Any]]:
-    path = latest_checkpoint(checkpoint) if checkpoint.is_dir() else checkpoint
-    return path, load_checkpoint(path, map_location="cpu")
-
-
-def _task_from_run_dir(path: Path) -> str | None:
-    config = path.parent / "config.json"
-    if config.is_file():
-        return json.loads(config.read_text()).get("task")
-    return None
 
 
 def _get_task_or_exit(name: str) -> TaskSpec:
