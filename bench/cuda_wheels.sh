@@ -8,8 +8,10 @@
 # Then, on the device, one call per part while the machine stays warm (it goes back after 30 s idle):
 #   run(carry=[".devwheels/p1"], command="mkdir -p .devstash && cp .devwheels/p1/* .devstash/")
 #   run(carry=[".devwheels/p2"], command="cp .devwheels/p2/* .devstash/")
-#   run(carry=[".devwheels/p3"], command="cp .devwheels/p3/* .devstash/ && bash bench/cuda_check.sh", timeout_s=600)
-# (.devstash/ is ignored by git, so it stays on the warm machine between calls.)
+#   run(carry=[".devwheels/p3"], command="cp .devwheels/p3/* .devstash/ && bash bench/cuda_check.sh setup tests bench",
+#       timeout_s=600)
+#   run(command="bash bench/cuda_check.sh train", timeout_s=400)
+# (.devstash/ and .site/ are ignored by git, so they stay on the warm machine between calls.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=.devwheels
