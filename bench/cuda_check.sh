@@ -2,7 +2,7 @@
 # The simulation layer's CUDA checks on a lent GPU machine (H100/H200), in stages that each fit one device call:
 #   setup  install the wheels gathered in .devstash/ (see bench/cuda_wheels.sh) and this package (~30 s)
 #   tests  tests/tasks/test_mujoco_cuda.py: Warp graph vs eager, Warp vs MuJoCo C, the cpu backend mirrored onto the
-#          GPU, an Ant env step under torch's sync-debug mode (~3 min with the first CUDA kernel compile)
+#          GPU, Ant and go1-flat env steps under torch's sync-debug mode (~3 min with the first CUDA kernel compile)
 #   bench  Warp-CUDA throughput of the Ant task at N = 4,096 / 8,192 (bench/mujoco_throughput.py --warp-only)
 #   train  go1-flat on warp/CUDA, 4,096 envs, 150 s of training: env-steps/s and time to 80 % tracking
 #

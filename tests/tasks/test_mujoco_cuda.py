@@ -6,12 +6,14 @@ Skipped where torch sees no CUDA device (CI has none); on a GPU machine: ``pytes
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from worlds import initial_state, make, rollout, smooth_actions
 
+from rsl_rl.registry import get_task
 from tasks.mujoco.warp_backend import warp_available
-from tasks.rrls.ant import AntCfg, AntEnv
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 warp = pytest.mark.skipif(not warp_available(), reason="mujoco-warp is not installed")
@@ -72,11 +74,16 @@ def test_cpu_backend_mirrors_its_worlds_onto_cuda(fields: tuple[str, ...]) -> No
 
 
 @warp
-def test_ant_steps_on_cuda_without_a_host_sync() -> None:
-    """On the default CUDA backend (warp) a whole env step -- actions, physics, rewards, terminations, masked resets
-    -- never waits on the GPU: torch's sync debug mode turns any synchronising call into an error. (The cpu backend
-    on CUDA syncs by design: its worlds live on the host.)"""
-    env = AntEnv(AntCfg(num_envs=64), device="cuda")
+@pytest.mark.parametrize("task", ["ant", "go1-flat"])
+def test_env_steps_on_cuda_without_a_host_sync(task: str) -> None:
+    """On the default CUDA backend (warp) a whole env step -- actions, physics (go1: torch PD between physics steps,
+    randomisation events, pushes), rewards, terminations, masked resets -- never waits on the GPU: torch's sync debug
+    mode turns any synchronising call into an error. (The cpu backend on CUDA syncs by design: its worlds live on the
+    host.)"""
+    spec = get_task(task)
+    cfg = spec.env_cfg()
+    cfg.num_envs = 64
+    env: Any = spec.build(cfg, device="cuda", seed=0)
     assert env.sim.backend_name == "warp"
     g = torch.Generator(device="cuda").manual_seed(0)
     actions = [2.0 * torch.rand(64, env.num_actions, generator=g, device="cuda") - 1.0 for _ in range(105)]
@@ -87,7 +94,7 @@ def test_ant_steps_on_cuda_without_a_host_sync() -> None:
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")
         try:
-            for a in actions[5:]:  # random actions make the Ant leave its healthy height: episodes end, worlds reset
+            for a in actions[5:]:  # random actions end episodes (the Ant leaves its healthy height, go1 falls)
                 obs, reward, terminated, truncated, _ = env.step(a)
                 done_total += (terminated | truncated).sum()
         finally:
