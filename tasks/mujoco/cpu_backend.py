@@ -74,6 +74,10 @@ class HostMirror:
         for name, tensor in self.inputs.items():
             tensor[device_index] = self._host_inputs[name][index].to(self.device)
 
+    def take_counts(self) -> dict[str, torch.Tensor]:
+        """MuJoCo C grows its buffers as needed: nothing to count."""
+        return {}
+
     def set_params(self, name: str, values: torch.Tensor, mask: torch.Tensor) -> None:
         host = self._host_params[name]
         host_mask = mask.cpu().view((-1,) + (1,) * (host.dim() - 1))

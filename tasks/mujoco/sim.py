@@ -251,8 +251,7 @@ class Simulator:
         """Backend events since the last call, as device scalars (no host sync): on warp, ``contact_overflow`` (steps in
         which contacts did not fit a buffer: the pool shared by all worlds -- raise ``sim.nconmax`` -- or a heightfield,
         CCD or EPA buffer)."""
-        take = getattr(self.backend, "take_counts", None)
-        return take() if take is not None else {}
+        return self.backend.take_counts()
 
     def reset(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
         """Reset the worlds where ``mask`` to ``(qpos, qvel)`` (rows of other worlds are ignored), as gymnasium does:
