@@ -9,7 +9,7 @@ TORCH ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo "torch>=2.6" || e
 TORCH_PIP_ARGS ?=
 TASK ?= pendulum
 
-.PHONY: install train test lint bench clean
+.PHONY: install train test check-wheel lint bench clean
 
 install: $(STAMP)
 
@@ -28,6 +28,19 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# What a user gets from `pip install .` or a git URL: build the wheel, install it (not editable) into a fresh venv,
+# and train a gymnasium MuJoCo task and the quadruped for two iterations from outside the source tree.
+WHEEL_VENV ?= build/wheel-venv
+check-wheel:
+	rm -rf build/wheel dist $(WHEEL_VENV)
+	$(PYTHON) -m pip wheel --quiet --no-deps -w build/wheel .
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH)"
+	$(WHEEL_VENV)/bin/pip install --quiet "$$(ls build/wheel/*.whl)[mujoco]"
+	cd $(WHEEL_VENV) && for task in hopper go1-flat; do \
+		bin/rsl-rl train --task $$task --num-envs 16 --max-iterations 2 --agent.num-steps-per-env 8 --threads 2 \
+			--logger none --run-dir runs/$$task || exit 1; done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -13,7 +13,7 @@ EXTRAS = {
     "mujoco": ["mujoco>=4.0", "gymnasium[mujoco]>=1.0", "imageio>=2.30", "imageio-ffmpeg>=0.5"],
     # MuJoCo Warp simulation (GPU backend; also runs, slowly, on CPU).
     "warp": ["mujoco-warp>=4.0", "warp-lang>=1.10"],
-    # Torch-free policy runtime for robot computers.
+    # Torch-free policy runtime for robot computers (also core dependencies: kept so that `[deploy]` still resolves).
     "deploy": ["onnxruntime>=1.17", "numpy>=1.24"],
     # Weights & Biases logging (works offline).
     "wandb": ["wandb>=0.17"],
@@ -51,7 +51,11 @@ setup(
         "tensorboard>=2.14",
         "matplotlib>=3.7",
         "onnx>=1.16",
+        # Every `rsl-rl train` ends with an export whose parity check runs the ONNX file in onnxruntime.
+        "onnxruntime>=1.17",
     ],
+    # Data files inside the packages (robot MJCF, meshes): a non-editable install needs them as much as the code.
+    package_data={"": ["*.xml", "*.stl", "*.obj", "*.msh", "*.png"]},
     extras_require=EXTRAS,
     entry_points={
         "console_scripts": ["rsl-rl = rsl_rl.cli.main:main", "rsl-rl-runtime = deploy.runtime:main"],

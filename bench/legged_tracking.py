@@ -49,6 +49,7 @@ def with_command(cfg: VelocityCfg, command: tuple[float, float, float] | None) -
         ang_vel_z=(wz, wz),
         heading=False,
         standing_fraction=0.0,
+        turn_fraction=0.0,
         min_speed=0.0,
         resample_s=1e9,
     )

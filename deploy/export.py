@@ -2,8 +2,11 @@
 
 The metadata (JSON under the ONNX ``metadata_props`` key :data:`METADATA_KEY`, and ``metadata.json`` inside the
 TorchScript file) is what a robot-side runtime needs besides the network: the observation layout (groups, terms,
-sizes, order), the action layout (names, default pose, scale, limits, PD gains), the control period and decimation,
-the recurrent state, the library version, the training run and the checkpoint's SHA-256.
+sizes, order) and history, the action layout (names, default pose, scale, limits, PD gains, what the action commands,
+how it is limited and what ``last_action`` holds: :mod:`deploy.metadata`), the control period and decimation, the
+recurrent state, the library version, the training run and the checkpoint's SHA-256, and the env config the policy
+was trained with (``deploy-sim`` rebuilds the task from it). :func:`export_checkpoint` builds the task from the
+checkpoint's stored env config, never from the task's defaults.
 
 Every export runs a parity check before anything is written: onnxruntime and TorchScript against the torch policy on
 ≥ 10,000 observations (random ones spread by the normaliser's statistics, plus recorded ones when given); a file whose
@@ -15,6 +18,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -26,7 +30,7 @@ import numpy as np
 import torch
 
 import rsl_rl
-from deploy.metadata import METADATA_KEY, SCHEMA_VERSION, parse_metadata
+from deploy.metadata import HISTORY_ORDER, HISTORY_START, METADATA_KEY, SCHEMA_VERSION, parse_metadata
 from rsl_rl.export import export_jit, export_onnx, exportable, inference_policy, io_names
 from rsl_rl.modules.mlp import MLPModel
 from rsl_rl.modules.normalizer import EmpiricalNormalization
@@ -70,9 +74,20 @@ def policy_metadata(
     checkpoint: str | os.PathLike[str] | None = None,
     iteration: int | None = None,
     run: str | None = None,
+    history: int = 1,
+    env_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Assemble the metadata of a policy; ``env_spec`` is the env's ``deployment_spec()``."""
+    """Assemble the metadata of a policy; ``env_spec`` is the env's ``deployment_spec()``.
+
+    ``obs_groups`` are the groups of one observation; a policy that reads the last ``history`` observations stacked
+    (an MLP-history student) says so in ``metadata["history"]`` and the runtime stacks them. ``env_config`` is the
+    resolved env config as plain data (:func:`rsl_rl.cli.env_config.config_to_data`), so ``deploy-sim`` rebuilds
+    the task the policy was trained on.
+    """
     env_spec = env_spec or {}
+    if history < 1 or actor.obs_dim % history:
+        raise ValueError(f"history={history}: the policy's {actor.obs_dim} inputs are not a whole number of steps")
+    frame_dim = actor.obs_dim // history
     terms_by_group = env_spec.get("observation", {})
     terms: list[dict[str, Any]] = []
     for group in obs_groups:
@@ -83,21 +98,14 @@ def policy_metadata(
     known = sum(t["size"] or 0 for t in terms)
     for t in terms:  # a single undescribed group takes the remaining width
         if t["size"] is None:
-            t["size"] = actor.obs_dim - known
-    if sum(t["size"] for t in terms) != actor.obs_dim:
+            t["size"] = frame_dim - known
+    if sum(t["size"] for t in terms) != frame_dim:
+        per_step = f" per step (× history {history})" if history > 1 else ""
         raise ValueError(
             f"the env's observation terms add up to {sum(t['size'] for t in terms)} but the policy reads "
-            f"{actor.obs_dim} values; fix the env's deployment_spec()"
+            f"{frame_dim} values{per_step}; fix the env's deployment_spec()"
         )
-    action = dict(env_spec.get("action", {}))
-    action.setdefault("names", [f"action_{i}" for i in range(actor.output_dim)])
-    action.setdefault("default", [0.0] * actor.output_dim)
-    action.setdefault("scale", [1.0] * actor.output_dim)
-    action.setdefault("low", [-float("inf")] * actor.output_dim)
-    action.setdefault("high", [float("inf")] * actor.output_dim)
-    for key in ("names", "default", "scale", "low", "high", "kp", "kd"):
-        if key in action and len(action[key]) != actor.output_dim:
-            raise ValueError(f"action.{key} has {len(action[key])} entries; the policy outputs {actor.output_dim}")
+    action = action_layout(env_spec.get("action", {}), actor.output_dim)
     inputs, outputs = io_names(actor)
     recurrent = None
     if isinstance(actor, RNNModel):
@@ -116,16 +124,44 @@ def policy_metadata(
         "task": task,
         "inputs": inputs,
         "outputs": outputs,
-        "observation": {"dim": actor.obs_dim, "groups": list(obs_groups), "terms": terms},
+        "observation": {"dim": frame_dim, "groups": list(obs_groups), "terms": terms},
+        "history": None
+        if history == 1
+        else {"length": history, "order": HISTORY_ORDER, "episode_start": HISTORY_START},
         "action": {"dim": actor.output_dim, **action},
         "control": {"period_s": control_period, "decimation": decimation},
         "recurrent": recurrent,
         "training": {"run": run, "iteration": iteration},
+        "env_config": env_config,
     }
     if checkpoint is not None:
         meta["training"]["checkpoint"] = os.path.basename(os.fspath(checkpoint))
         meta["training"]["checkpoint_sha256"] = file_sha256(checkpoint)
-    return json.loads(json.dumps(meta, default=float))  # plain JSON types only
+    meta = json.loads(json.dumps(meta, default=float))  # plain JSON types only
+    parse_metadata(json.dumps(meta), f"metadata of {task or 'the policy'}")  # what the runtime checks
+    return meta
+
+
+def action_layout(given: dict[str, Any], dim: int) -> dict[str, Any]:
+    """The action entries of the metadata: the env's, with defaults for what it leaves out; infinite bounds become
+    null (unbounded), so the JSON is standard and a NaN bound is an error, never a silent no-op."""
+    action = dict(given)
+    action.setdefault("names", [f"action_{i}" for i in range(dim)])
+    action.setdefault("default", [0.0] * dim)
+    action.setdefault("scale", [1.0] * dim)
+    action.setdefault("low", [None] * dim)
+    action.setdefault("high", [None] * dim)
+    action.setdefault("command", "actuator")
+    action.setdefault("limit", "clip")
+    action.setdefault("last_action", None)
+    for key in ("names", "default", "scale", "low", "high", "kp", "kd"):
+        if key in action:
+            action[key] = list(action[key])
+            if len(action[key]) != dim:
+                raise ValueError(f"action.{key} has {len(action[key])} entries; the policy outputs {dim}")
+    for key, unbounded in (("low", -math.inf), ("high", math.inf)):
+        action[key] = [None if v is None or float(v) == unbounded else float(v) for v in action[key]]
+    return action
 
 
 def parity_observations(
@@ -263,14 +299,15 @@ __all__ = [
     "export_policy",
     "file_sha256",
     "parity_observations",
+    "action_layout",
     "policy_metadata",
     "read_metadata",
 ]
 
 
 def rebuild_actor(state: dict[str, Any]) -> tuple[MLPModel | RNNModel, list[str], int]:
-    """The deployable actor of a checkpoint (PPO: the actor; distillation: the student), its observation groups (a
-    history student's repeated ``history`` times, oldest first) and the history length."""
+    """The deployable actor of a checkpoint (PPO: the actor; distillation: the student), the observation groups of
+    one step and the history length (a history student reads that many steps stacked, oldest first)."""
     from rsl_rl.modules.rnn import build_model
     from rsl_rl.runners.config import TrainConfig, train_config_from_dict
 
@@ -293,7 +330,7 @@ def rebuild_actor(state: dict[str, Any]) -> tuple[MLPModel | RNNModel, list[str]
     actor = build_model(first.shape[1], weights[layers[-1]].shape[0], actor_cfg)
     actor.load_state_dict(weights)
     actor.eval()
-    return actor, groups * history, history
+    return actor, groups, history
 
 
 def export_checkpoint(
@@ -308,8 +345,10 @@ def export_checkpoint(
 
     ``task`` defaults to the one the checkpoint records; without a task the metadata has no layout or timing.
     """
+    from rsl_rl.cli.env_config import checkpoint_env_config, config_to_data
     from rsl_rl.registry import get_task
     from rsl_rl.runners.checkpoint import latest_checkpoint, load_checkpoint
+    from rsl_rl.runners.distillation import HistoryInferencePolicy
 
     path = Path(checkpoint)
     path = latest_checkpoint(path) if path.is_dir() else path
@@ -317,28 +356,43 @@ def export_checkpoint(
     actor, groups, history = rebuild_actor(state)
     task = task or (state.get("infos") or {}).get("task")
     env_spec: dict[str, Any] = {}
-    recorded = None
+    env_config = recorded = None
     period = decimation = None
     if task is not None:
         spec = get_task(task)
-        env_cfg = spec.env_cfg()
+        # The env the policy was trained in (its --env.* overrides included), not the task's defaults.
+        env_cfg = checkpoint_env_config(spec, state)
+        env_config = config_to_data(env_cfg)
         env_cfg.num_envs = record_envs
         if hasattr(env_cfg, "sim"):
             env_cfg.sim.backend = "cpu"
         env = spec.build(env_cfg, device="cpu", seed=12345)
         env_spec, period, decimation = env.deployment_spec(), env.step_dt, getattr(env_cfg, "decimation", 1)
         rows = []
-        if history == 1:  # a history student's stacked input is covered by the random samples only
-            policy = inference_policy(actor, groups)
-            with torch.inference_mode():
-                obs = env.reset()
-                for _ in range(record_steps):
-                    rows.append(torch.cat([obs[g] for g in groups], dim=-1).numpy().copy())
-                    obs, _, terminated, truncated, _ = env.step(policy(obs))
-                    policy.reset(terminated | truncated)
-            recorded = np.concatenate(rows)
+        policy = inference_policy(actor, groups) if history == 1 else HistoryInferencePolicy(actor, groups, history)
+        with torch.inference_mode():
+            obs = env.reset()
+            for _ in range(record_steps):
+                read = torch.cat([obs[g] for g in groups], dim=-1)
+                action = policy(obs)
+                if isinstance(policy, HistoryInferencePolicy) and policy.history is not None:
+                    read = policy.history.buffer.flatten(1)  # a history student reads the stacked steps
+                rows.append(read.numpy().copy())
+                obs, _, terminated, truncated, _ = env.step(action)
+                policy.reset(terminated | truncated)
+        recorded = np.concatenate(rows)
         env.close()
     metadata = policy_metadata(
-        actor, groups, env_spec, period, decimation, task, path, int(state.get("iter", 0)), str(path.parent)
+        actor,
+        groups,
+        env_spec,
+        period,
+        decimation,
+        task,
+        path,
+        int(state.get("iter", 0)),
+        str(path.parent),
+        history=history,
+        env_config=env_config,
     )
     return export_policy(actor, out_dir or path.parent / "exported", metadata, recorded)

@@ -12,16 +12,23 @@ Every action passes the safety layer:
 * a policy output that is not finite → the safe action;
 * a policy call slower than the watchdog (default: the control period) → ``OVERRUN``; ``max_consecutive_overruns``
   in a row latch safe mode (``LATCHED``) until :meth:`PolicyRuntime.reset`;
-* every emitted action, the safe one included, is clipped to the joint limits and moves at most ``rate_limit`` per
-  step from the previous one.
+* every emitted action, the safe one included, is clipped to ``[low, high]`` (the same clip the task applied in
+  training, ``action.limit``) and moves at most ``rate_limit`` per step from the previous one (after
+  ``reset(joint_pos=...)``: from the measured pose).
 
-``step`` never raises on bad input. ``rsl-rl-runtime replay`` runs a policy over logged observations.
+The safe action is action 0: the default pose (``command = default + scale · action``). The runtime feeds the
+``last_action`` observation term itself (the previous emitted action, zero after ``reset()``) unless the caller passes
+it, and keeps the observation history of a policy that reads one (``metadata["history"]``): ``step`` then takes one
+observation, not the stacked history. The metadata and the :class:`SafetyConfig` are checked at construction (a clear
+``ValueError``); ``step`` and ``observation`` never raise on bad input. ``rsl-rl-runtime replay`` runs a policy over
+logged observations.
 """
 
 from __future__ import annotations
 
 import argparse
 import enum
+import math
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -75,18 +82,39 @@ _BAD_TYPE, _BAD_SHAPE, _NON_FINITE, _OUT_OF_RANGE, _STALE, _MISSING_SIGNAL, _LAT
 
 @dataclass
 class SafetyConfig:
-    """Limits of the safety layer."""
+    """Limits of the safety layer (checked at construction, and again when a runtime starts)."""
 
     rate_limit: float | None = None
-    """Largest change of any action entry between consecutive steps (action units); None disables."""
+    """Largest change of any action entry between consecutive steps (action units, > 0); None disables."""
     max_observation_age_s: float | None = None
-    """Observations older than this (by the timestamp given to ``step``) are rejected; None disables."""
+    """Observations older than this (by the timestamp given to ``step``, > 0 s) are rejected; None disables."""
     watchdog_s: float | None = None
-    """Longest allowed policy call; None = the policy's control period (no watchdog if that is unknown)."""
+    """Longest allowed policy call (> 0 s); None = the policy's control period (no watchdog if that is unknown)."""
     max_consecutive_overruns: int = 3
-    """Overruns in a row that latch safe mode."""
+    """Overruns in a row that latch safe mode (>= 1)."""
     max_abs_observation: float | None = None
-    """Observation magnitude considered corrupt (None: only NaN/inf are rejected)."""
+    """Observation magnitude considered corrupt (> 0; None: only NaN/inf are rejected)."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field that is not allowed (a NaN limit would disable its check)."""
+        for name in ("rate_limit", "max_observation_age_s", "watchdog_s"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and math.isfinite(value) and value > 0):
+                raise ValueError(f"SafetyConfig.{name}={value!r}; allowed: a finite number > 0 or None")
+        bound = self.max_abs_observation
+        if bound is not None and not (_is_number(bound) and bound > 0):  # NaN fails `> 0`
+            raise ValueError(f"SafetyConfig.max_abs_observation={bound!r}; allowed: a number > 0 or None")
+        count = self.max_consecutive_overruns
+        if not (isinstance(count, (int, np.integer)) and not isinstance(count, bool) and count >= 1):
+            raise ValueError(f"SafetyConfig.max_consecutive_overruns={count!r}; allowed: an integer >= 1")
+
+
+def _is_number(value: Any) -> bool:
+    """A real number: int, float or a numpy scalar of either (bool excluded)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 @dataclass(slots=True)
@@ -94,7 +122,7 @@ class StepResult:
     """One control step's output."""
 
     action: np.ndarray
-    """float32 ``[action_dim]``, within the joint limits."""
+    """float32 ``[action_dim]``, within ``[low, high]``."""
     fault: Fault
     """Flags of what the safety layer found (``Fault.NONE`` if nothing)."""
     safe: bool
@@ -114,7 +142,11 @@ class PolicyRuntime:
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.safety = safety or SafetyConfig()
+        self.safety.validate()  # the fields may have been edited after construction
         self.clock = clock
+        now = clock()
+        if not (_is_number(now) and math.isfinite(now)):
+            raise ValueError(f"clock() returned {now!r}; allowed: a finite number of seconds")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -130,9 +162,21 @@ class PolicyRuntime:
         self.metadata = parse_metadata(custom[METADATA_KEY], path)
         obs_meta, act_meta = self.metadata["observation"], self.metadata["action"]
         self.obs_dim, self.action_dim = int(obs_meta["dim"]), int(act_meta["dim"])
-        self.low = np.asarray(act_meta["low"], dtype=np.float32)
-        self.high = np.asarray(act_meta["high"], dtype=np.float32)
-        self.default = np.clip(np.asarray(act_meta["default"], dtype=np.float32), self.low, self.high)
+        self.history = int((self.metadata.get("history") or {}).get("length", 1))
+        width = self.session.get_inputs()[0].shape[-1]
+        if isinstance(width, int) and width != self.obs_dim * self.history:
+            raise ValueError(
+                f"{path}: the ONNX policy reads an observation {width} wide; the metadata describes {self.obs_dim} "
+                f"values per step × history {self.history}"
+            )
+        unbounded = lambda values, inf: [inf if v is None else v for v in values]  # noqa: E731
+        self.low = np.asarray(unbounded(act_meta["low"], -np.inf), dtype=np.float32)
+        self.high = np.asarray(unbounded(act_meta["high"], np.inf), dtype=np.float32)
+        self.default = np.asarray(act_meta["default"], dtype=np.float32)
+        """The default pose (command units); action 0 commands it."""
+        self.scale = np.asarray(act_meta.get("scale", [1.0] * self.action_dim), dtype=np.float32)
+        self.safe_action = np.clip(np.zeros(self.action_dim, np.float32), self.low, self.high)
+        """The fall-back action: the default pose, within the limits."""
         self.terms = [(t["name"], int(t["size"]), float(t.get("scale", 1.0))) for t in obs_meta["terms"]]
         period = (self.metadata.get("control") or {}).get("period_s")
         self.period = float(period) if period else None
@@ -141,15 +185,24 @@ class PolicyRuntime:
         self.rate = None if rate is None else np.full(self.action_dim, float(rate), dtype=np.float32)
 
         # I/O binding to preallocated buffers: no allocation per step.
-        self._obs = np.zeros((1, self.obs_dim), dtype=np.float32)
-        self._assembled = self._obs[0]  # observation() assembles straight into the policy's input buffer
+        self._obs = np.zeros((1, self.obs_dim * self.history), dtype=np.float32)
+        # observation() assembles straight into the policy's input buffer (into a frame buffer with a history).
+        self._assembled = self._obs[0] if self.history == 1 else np.zeros(self.obs_dim, dtype=np.float32)
+        self._window = self._obs.reshape(self.history, self.obs_dim)  # the policy's input, oldest frame first
+        self._accepted = np.zeros((self.history, self.obs_dim), dtype=np.float32)  # history of accepted frames
         self._slices = []
+        # The metadata says the last_action term is the previous (clipped) action: the runtime can feed it itself.
+        self._feeds_last_action = act_meta.get("last_action") == "clipped"
         start = 0
         for name, size, scale in self.terms:
             self._slices.append((name, size, scale, slice(start, start + size)))
+            if name == "last_action" and size != self.action_dim:
+                self._feeds_last_action = False
             start += size
+        self._signal_fault = 0  # set by observation() when a signal is unusable, read by the next step(None)
         self._scratch = np.zeros(self.action_dim, dtype=np.float32)
         self._neg_rate = -self.rate if self.rate is not None else np.zeros(self.action_dim, np.float32)
+        self._reference = self.safe_action.copy()  # where the rate limiter measures the next change from
         self._out = np.zeros((1, self.action_dim), dtype=np.float32)
         self._action = self._out[0]
         self._binding = self.session.io_binding()
@@ -170,42 +223,96 @@ class PolicyRuntime:
 
     # --- control -----------------------------------------------------------------------------------------------------
 
-    def reset(self) -> None:
-        """Zero the recurrent state, forget the last action and clear a latched fault (start of an episode)."""
+    def reset(self, joint_pos: Any = None) -> None:
+        """Start an episode as training does: zero the recurrent state, the observation history and the last action,
+        and clear a latched fault.
+
+        ``joint_pos``: the measured joint positions of a ``joint_position`` policy (command units); the rate limiter
+        then moves the first commands from that pose instead of from the default pose.
+        """
+        reference = self.safe_action
+        if joint_pos is not None:
+            reference = self._action_of_pose(joint_pos)
         for buf in self._state_in:
             buf.fill(0.0)
-        self.last_action = self.default.copy()
+        self._history_start = True
+        self.last_action = np.zeros(self.action_dim, np.float32)
+        """The previous emitted action: what the runtime feeds as the ``last_action`` observation term."""
+        self._reference = reference.copy()
+        self._signal_fault = 0
         self.overruns = 0
         self.latched = False
 
-    def observation(self, signals: Mapping[str, Any]) -> np.ndarray | None:
-        """Assemble the observation vector from named signals (term names of the metadata), scaled; None if a
-        signal is missing or has the wrong size (``step(None)`` then reports it).
+    def _action_of_pose(self, joint_pos: Any) -> np.ndarray:
+        """The action whose command is ``joint_pos``, within the limits (a clear error for unusable input)."""
+        command = self.metadata["action"].get("command", "actuator")
+        if command != "joint_position":
+            raise ValueError(f"reset(joint_pos=...) needs a joint-position policy; action.command is {command!r}")
+        try:
+            q = np.asarray(joint_pos, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"joint_pos must be {self.action_dim} numbers, got {joint_pos!r}") from err
+        if q.size != self.action_dim:
+            raise ValueError(f"joint_pos has {q.size} values; the policy commands {self.action_dim} joints")
+        if not np.isfinite(q).all():
+            raise ValueError(f"joint_pos must be finite, got {q.tolist()}")
+        return np.clip((q - self.default) / self.scale, self.low, self.high).astype(np.float32)
 
-        The vector is a buffer the runtime reuses: pass it to :meth:`step` (or copy it) before the next call.
+    def observation(self, signals: Mapping[str, Any]) -> np.ndarray | None:
+        """Assemble the observation vector from named signals (term names of the metadata), scaled. The
+        ``last_action`` term is the runtime's own previous action unless ``signals`` has it.
+
+        Returns None if a signal is missing (``step(None)`` then reports ``MISSING_SIGNAL``), has the wrong size
+        (``BAD_SHAPE``) or is not numeric (``BAD_TYPE``); never raises. The vector is a buffer the runtime reuses:
+        pass it to :meth:`step` (or copy it) before the next call.
         """
         out = self._assembled
+        self._signal_fault = 0
+        if not isinstance(signals, Mapping):
+            self._signal_fault = _BAD_TYPE
+            return None
         for name, size, scale, where in self._slices:
             value = signals.get(name)
             if value is None:
+                if self._feeds_last_action and name == "last_action":
+                    out[where] = self.last_action
+                    continue
+                self._signal_fault = _MISSING_SIGNAL
                 return None
             if not isinstance(value, np.ndarray):
-                value = np.asarray(value, dtype=np.float32)
+                try:
+                    value = np.asarray(value)
+                except (TypeError, ValueError):  # e.g. ragged nested lists
+                    self._signal_fault = _BAD_TYPE
+                    return None
+            if value.dtype.kind not in "fiub":  # strings, objects, complex numbers
+                self._signal_fault = _BAD_TYPE
+                return None
             if value.size != size:
+                self._signal_fault = _BAD_SHAPE
                 return None
             out[where] = value.ravel()
             if scale != 1.0:
                 out[where] *= scale
         return out
 
-    def step(self, observation: Any, timestamp: float | None = None) -> StepResult:
-        """One control step: check the observation, run the policy, apply the safety layer. Never raises."""
+    def step(self, observation: Any, timestamp: float | np.floating[Any] | None = None) -> StepResult:
+        """One control step: check the observation, run the policy, apply the safety layer. Never raises.
+
+        A policy with an observation history takes one observation here; the runtime stacks the history.
+        """
         # Faults are plain ints on the hot path (IntFlag arithmetic costs microseconds); StepResult gets a Fault.
         code = self._check(observation, timestamp)
         if code or self.latched:
             return self._fallback(Fault(code | (_LATCHED if self.latched else 0)))
-        if observation is not self._assembled:
-            self._obs[0] = observation.reshape(-1)
+        if self.history == 1:
+            if observation is not self._assembled:
+                self._obs[0] = observation.reshape(-1)
+        elif self._history_start:  # training fills the history with an episode's first observation
+            self._window[...] = observation.reshape(-1)
+        else:
+            self._window[:-1] = self._accepted[1:]
+            self._window[-1] = observation.reshape(-1)
         start = self.clock()
         self.session.run_with_iobinding(self._binding)
         elapsed = self.clock() - start
@@ -222,14 +329,19 @@ class PolicyRuntime:
                 return self._fallback(Fault.OVERRUN | Fault.LATCHED, elapsed)
         else:
             self.overruns = 0
+        # The recurrent state and the history advance only on accepted steps.
         for buf_in, buf_out in zip(self._state_in, self._state_out, strict=True):
-            buf_in[...] = buf_out  # the recurrent state advances only on accepted steps
+            buf_in[...] = buf_out
+        if self.history > 1:
+            self._accepted[...] = self._window
+            self._history_start = False
         return StepResult(self._limit(action), fault, False, elapsed)
 
-    def _check(self, observation: Any, timestamp: float | None) -> int:
+    def _check(self, observation: Any, timestamp: Any) -> int:
         """The fault code of an observation (0 if it is fine)."""
         if observation is None:
-            return _MISSING_SIGNAL
+            code, self._signal_fault = self._signal_fault or _MISSING_SIGNAL, 0
+            return code
         if not isinstance(observation, np.ndarray) or observation.dtype.char not in "fd":
             return _BAD_TYPE
         if observation.size != self.obs_dim or observation.ndim not in (1, 2) or observation.shape[-1] != self.obs_dim:
@@ -242,28 +354,28 @@ class PolicyRuntime:
         if bound is not None and not (float(observation.max()) <= bound and float(observation.min()) >= -bound):
             return _OUT_OF_RANGE
         max_age = self.safety.max_observation_age_s
-        if max_age is not None and (
-            timestamp is None or not np.isfinite(timestamp) or self.clock() - float(timestamp) > max_age
-        ):
+        # A missing, non-numeric or NaN timestamp is stale: `not (age <= max_age)` is true for NaN.
+        if max_age is not None and not (_is_number(timestamp) and self.clock() - float(timestamp) <= max_age):
             return _STALE
         return 0
 
     def _limit(self, action: np.ndarray) -> np.ndarray:
-        """Clip to the joint limits, then bound the change from the previous action (preallocated, in place)."""
+        """Clip to ``[low, high]``, then bound the change from the previous action (preallocated, in place)."""
         out = self._scratch
         np.maximum(action, self.low, out=out)
         np.minimum(out, self.high, out=out)
         if self.rate is not None:
-            np.subtract(out, self.last_action, out=out)
+            np.subtract(out, self._reference, out=out)
             np.maximum(out, self._neg_rate, out=out)
             np.minimum(out, self.rate, out=out)
-            np.add(self.last_action, out, out=out)
+            np.add(self._reference, out, out=out)
+        self._reference[...] = out
         self.last_action[...] = out
         return out.copy()
 
     def _fallback(self, fault: Fault, elapsed: float = 0.0) -> StepResult:
         """The safe action: the default pose, reached within the rate limit."""
-        return StepResult(self._limit(self.default), fault, True, elapsed)
+        return StepResult(self._limit(self.safe_action), fault, True, elapsed)
 
     def run(
         self,

@@ -79,8 +79,10 @@ class Env(ABC):
         """Optional: what a deployed policy needs to know about this env, embedded in exported policies.
 
         ``{"observation": {group: [(term name, size), ...]}, "action": {"names": [...], "default": [...],
-        "scale": [...], "low": [...], "high": [...], "kp": [...], "kd": [...]}}`` -- every key optional. The terms of a
-        group are listed in the order the group concatenates them.
+        "scale": [...], "low": [...], "high": [...], "kp": [...], "kd": [...], "command": "joint_position" | "actuator",
+        "limit": "clip", "last_action": "clipped" | None}}`` -- every key optional. The terms of a group are listed in
+        the order the group concatenates them; ``low``/``high`` are the bounds the env clips actions to in training
+        (the runtime clips to the same). ``deploy/metadata.py`` says what each entry means.
         """
         return {}
 

@@ -17,6 +17,22 @@ from tensordict import TensorDict
 
 from rsl_rl.env import Env, StepResult
 
+_EPISODE_BUFFERS = ("action", "episode_length_buf", "episode_sums")
+
+
+def load_tensors(owner: Any, state: dict[str, Any], names: tuple[str, ...], where: str = "env state") -> None:
+    """Set ``owner.<name>`` from ``state[name]`` for each name, on the owner's device and dtype, checking the shape."""
+    for name in names:
+        current = getattr(owner, name)
+        if name not in state:
+            raise ValueError(f"{where} has no '{name}'; it holds {sorted(state)}")
+        if tuple(state[name].shape) != tuple(current.shape):
+            raise ValueError(
+                f"{where} '{name}' has shape {tuple(state[name].shape)}, expected {tuple(current.shape)} "
+                "(saved with another task or number of envs?)"
+            )
+        setattr(owner, name, state[name].to(device=current.device, dtype=current.dtype).clone())
+
 
 @dataclass
 class RewardTerm:
@@ -39,6 +55,8 @@ class BatchedTask(Env):
     """
 
     dtype: torch.dtype = torch.float32
+    generator: torch.Generator
+    """The task's one random stream (resets, randomisation, noise); saved by :meth:`state_dict`."""
 
     @abstractmethod
     def process_action(self, actions: torch.Tensor) -> torch.Tensor:
@@ -72,7 +90,6 @@ class BatchedTask(Env):
         self.action = torch.zeros(n, self.num_actions, dtype=self.dtype, device=self.device)
         self.episode_length_buf = torch.zeros(n, dtype=torch.long, device=self.device)
         self.episode_sums = torch.zeros(n, len(self.reward_names), dtype=self.dtype, device=self.device)
-        self.invalid_count = torch.zeros((), dtype=torch.long, device=self.device)
 
     def reset(self) -> TensorDict:
         everything = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
@@ -85,11 +102,31 @@ class BatchedTask(Env):
     def get_observations(self) -> TensorDict:
         return self.observe()
 
+    # --- checkpoints (exact resume) ----------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Episode bookkeeping, the last action and the task's RNG; subclasses add their physics and buffers."""
+        state: dict[str, Any] = {name: getattr(self, name).clone() for name in _EPISODE_BUFFERS}
+        state["generator"] = self.generator.get_state()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output; a tensor of the wrong shape (another num_envs or task) is an error."""
+        load_tensors(self, state, _EPISODE_BUFFERS)
+        self.generator.set_state(state["generator"].cpu())
+
     def step(self, actions: torch.Tensor) -> StepResult:
+        # A non-finite action (a policy fed a bad observation, a diverged network) is treated like a world that went
+        # invalid: its env acts with zeros instead (so no NaN reaches the physics, controllers, delay buffers or the
+        # last-action observation), earns nothing and ends its episode as terminated, and the event is counted. Acting
+        # on with a sanitised action would hide the fault and keep the env in the state that produced it.
+        bad_action = ~torch.isfinite(actions).all(dim=-1)
+        actions = torch.where(bad_action.unsqueeze(-1), 0.0, actions)
         self.action = self.process_action(actions)
-        invalid = self.physics_step()
+        unstable = self.physics_step()
+        invalid = unstable | bad_action
         terms = torch.stack([weight * func(self, **params) for weight, func, params in self.reward_terms], dim=-1)
-        # An invalid world (non-finite physics) earns nothing and ends its episode; it never leaks NaN.
+        # An invalid env earns nothing and ends its episode; it never leaks NaN.
         terms = torch.where(invalid.unsqueeze(-1), 0.0, terms)
         reward = terms.sum(-1)
         episode_sums = self.episode_sums + terms
@@ -101,7 +138,11 @@ class BatchedTask(Env):
         extras: dict[str, Any] = {
             "final_obs": final_obs,
             "episode": {f"reward/{name}": episode_sums[:, i] for i, name in enumerate(self.reward_names)},
-            "counts": {"invalid_physics_resets": invalid.sum(), **self.step_counts()},
+            "counts": {
+                "invalid_physics_resets": unstable.sum(),
+                "nonfinite_actions": bad_action.sum(),
+                **self.step_counts(),
+            },
         }
         self.reset_envs(done)
         self.episode_length_buf = torch.where(done, 0, length)

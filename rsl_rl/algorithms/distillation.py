@@ -10,6 +10,10 @@ teacher labels every visited state with its mean (and std). Additions to rsl_rl,
   (``losses.py``; rsl_rl matches means only). The teacher's std is its own or ``teacher_std``.
 * Student memory: an observation history (``history_length`` stacked observations, refilled at episode start) for an
   MLP student, or an :class:`RNNModel` student trained by truncated BPTT over chunks of ``gradient_length`` steps.
+
+As in PPO, a mini-batch whose gradients are not finite (a NaN label of the teacher, say) is skipped, counted and left
+out of the loss statistics; an iteration that skipped every mini-batch reports a NaN loss, which the runner turns into
+an error.
 """
 
 from __future__ import annotations
@@ -21,10 +25,9 @@ from typing import Any
 
 import torch
 from tensordict import TensorDict
-from torch import nn
 
 from rsl_rl.algorithms.losses import adaptive_kl_loss, forward_kl_loss, huber_loss, mse_loss, reverse_kl_loss
-from rsl_rl.algorithms.ppo import OPTIMIZERS, _make_optimizer
+from rsl_rl.algorithms.ppo import OPTIMIZERS, _make_optimizer, step_if_finite
 from rsl_rl.modules.rnn import (
     Hidden,
     Model,
@@ -33,6 +36,7 @@ from rsl_rl.modules.rnn import (
     model_sequence,
     model_step,
     reset_hidden,
+    restore_hidden,
     select_hidden,
 )
 from rsl_rl.storage.rollout_storage import RecurrentRolloutStorage
@@ -107,6 +111,10 @@ class DistillationConfig:
             raise ValueError("algorithm.learning_rate and teacher_std must be > 0")
 
 
+DISTILLATION_LOSS = "Loss/distillation"
+"""The name of the loss statistic of :meth:`Distillation.update`."""
+
+
 class ObservationHistory:
     """The last ``length`` observations of every env, ``[N, length·D]`` oldest first; an env that starts an episode
     has its history refilled with its first observation (no stale frames of the previous episode)."""
@@ -127,9 +135,28 @@ class ObservationHistory:
         """Mark envs whose episode ended; their next push refills the history."""
         self.start = self.start | dones
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The stacked observations and the refill flags, for exact resume."""
+        return {"buffer": self.buffer.clone(), "start": self.start.clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor] | None) -> None:
+        """Restore :meth:`state_dict`'s output; an error names the mismatch if it does not fit."""
+        if state is None:
+            raise ValueError("the checkpoint holds no observation history: it was written with history_length=1")
+        if state["buffer"].shape != self.buffer.shape:
+            raise ValueError(
+                f"the checkpoint's observation history has shape {tuple(state['buffer'].shape)}, this run's "
+                f"{tuple(self.buffer.shape)}: exact resume needs the checkpoint's num_envs and history_length"
+            )
+        self.buffer = state["buffer"].to(self.buffer.device).clone()
+        self.start = state["start"].to(self.start.device).clone()
+
 
 class Distillation:
     """Train ``student`` to imitate a frozen ``teacher`` on the states the student visits."""
+
+    loss_keys: tuple[str, ...] = (DISTILLATION_LOSS,)
+    """Statistics of :meth:`update` that must be finite; the runner checks them once per iteration."""
 
     def __init__(
         self,
@@ -224,19 +251,20 @@ class Distillation:
         """Epochs × mini-batches of the distillation loss; returns mean statistics as device tensors."""
         s = self.storage
         table, col = s.pack(["student", "action_mean", "action_std"])
-        sums = torch.zeros(3, device=self.device)  # loss, mean |μ_S − μ_T|, batches
+        sums = torch.zeros(4, device=self.device)  # loss, mean |μ_S − μ_T|, applied batches, discarded batches
         update = self._update_sequences if self.recurrent else self._update_samples
+        params = list(self.student.parameters())
         for student_mean, teacher_mean, teacher_std in update(table, col):
             std = self.student.std()
             loss = self.loss_fn(student_mean, std, teacher_mean, teacher_std).mean()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if self.cfg.max_grad_norm is not None:
-                nn.utils.clip_grad_norm_(self.student.parameters(), self.cfg.max_grad_norm)
-            self.optimizer.step()
+            discarded = step_if_finite(self.optimizer, [params], self.cfg.max_grad_norm, self.device)
             with torch.no_grad():
                 error = (student_mean - teacher_mean).abs().mean()
-                sums += torch.stack([loss.detach(), error, torch.ones((), device=self.device)])
+                stats = torch.stack([loss.detach(), error, torch.ones((), device=self.device)])
+                # torch.where, not a product: a discarded batch's loss is NaN or inf, and NaN·0 is NaN.
+                sums += torch.cat([torch.where(discarded > 0, 0.0, stats), discarded.reshape(1)])
         self.student.update_normalization(s.flat(s.obs["student"]))
         s.clear()
         self.iteration += 1
@@ -244,10 +272,12 @@ class Distillation:
         progress = min(self.iteration / anneal, 1.0) if anneal > 0 else 1.0
         beta = self.teacher_rollout_prob
         self.teacher_rollout_prob = self.cfg.teacher_rollout_prob * (1.0 - progress)
+        # Means over the applied mini-batches: 0/0 = NaN when every one was discarded, which the runner reports.
         return {
-            "Loss/distillation": sums[0] / sums[2],
+            DISTILLATION_LOSS: sums[0] / sums[2],
             "Loss/mean_abs_error": sums[1] / sums[2],
             "Distillation/teacher_rollout_prob": torch.tensor(beta, device=self.device),
+            "discarded_steps": sums[3],
         }
 
     def _update_samples(self, table: torch.Tensor, col: dict[str, slice]) -> Iterator[Batch]:
@@ -276,19 +306,26 @@ class Distillation:
     # --- persistence -------------------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """The student under ``actor_state_dict`` (the deployable policy), the teacher, optimiser and schedule."""
+        """The student under ``actor_state_dict`` (the deployable policy), the teacher, optimiser and schedule, and the
+        per-env memory (``memory``: hidden states, observation history) that an exact resume needs."""
+        memory: dict[str, Any] = {name: list(state) for name, state in self.hidden.items()}
+        if self.history is not None:
+            memory["history"] = self.history.state_dict()
         return {
             "actor_state_dict": self.student.state_dict(),
             "teacher_state_dict": self.teacher.state_dict(),
             "optimizer_state_dict": self.optimizer.state_dict(),
             "learning_rate": float(self.learning_rate),
             "distillation_iteration": self.iteration,
+            "memory": memory,
         }
 
     def load_state_dict(
         self, state: dict[str, Any], load_cfg: dict[str, bool] | None = None, strict: bool = True
     ) -> None:
-        """Load what ``load_cfg`` selects (keys ``actor`` = student, ``teacher``, ``optimizer``; all by default)."""
+        """Load what ``load_cfg`` selects (keys ``actor`` = student, ``teacher``, ``optimizer``; all by default; and
+        ``memory``, which the runner sets when it restores the env's state too: the memory belongs to the episodes in
+        progress)."""
         load_cfg = load_cfg or {"actor": True, "teacher": True, "optimizer": True}
         if load_cfg.get("actor", False):
             self.student.load_state_dict(state["actor_state_dict"], strict=strict)
@@ -303,6 +340,11 @@ class Distillation:
             anneal = self.cfg.teacher_rollout_anneal_iterations
             progress = min(self.iteration / anneal, 1.0) if anneal > 0 else 1.0
             self.teacher_rollout_prob = self.cfg.teacher_rollout_prob * (1.0 - progress)
+        if load_cfg.get("memory", False) and "memory" in state:
+            memory = state["memory"]
+            self.hidden = {name: restore_hidden(h, memory[name], name) for name, h in self.hidden.items()}
+            if self.history is not None:
+                self.history.load_state_dict(memory.get("history"))
 
     def get_policy(self) -> Model:
         """The student (the policy that gets deployed)."""

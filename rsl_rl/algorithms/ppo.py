@@ -9,7 +9,9 @@ Differences from rsl_rl's PPO, each for a measured or reported reason:
 * On CPU a mini-batch is processed in micro-batches of ``micro_batch_size`` rows with gradients accumulated. The loss is
   the same sum divided by the mini-batch size, so the gradient is the same up to float rounding; the activations of a
   2048-row chunk stay in cache, which makes the update ~1.25x faster on 2 cores (bench/RESULTS.md).
-* A mini-batch whose gradients are not finite is skipped (counted and logged) instead of poisoning the parameters.
+* A mini-batch whose gradients are not finite is skipped (counted, logged, and left out of the loss statistics)
+  instead of poisoning the parameters. An iteration that skipped every mini-batch has NaN loss statistics, which
+  the runner turns into an error.
 """
 
 from __future__ import annotations
@@ -110,6 +112,8 @@ class PPO:
     """PPO with a Gaussian MLP actor and an MLP critic over named observation groups."""
 
     storage_class: type[RolloutStorage] = RolloutStorage
+    loss_keys: tuple[str, ...] = ("value_function", "surrogate")
+    """Statistics of :meth:`update` that must be finite; the runner checks them once per iteration."""
 
     def __init__(
         self,
@@ -284,14 +288,17 @@ class PPO:
             return torch.stack([surrogate, v_loss, entropy, kl, clipped])
 
     def _step_mini_batch(self, sums: torch.Tensor, size: int) -> torch.Tensor:
-        """Adapt the learning rate to the mini-batch's KL, clip and step; returns its ``[6]`` share of the totals."""
+        """Adapt the learning rate to the mini-batch's KL, clip and step; returns its ``[6]`` share of the totals:
+        the mean statistics (zero if the step was discarded) and the discard flag."""
         cfg = self.cfg
         if cfg.schedule == "adaptive":
             lo, hi = cfg.learning_rate_bounds
             mean_kl = sums[3] / size
             self.learning_rate.copy_(adaptive_learning_rate(self.learning_rate, mean_kl, cfg.desired_kl, lo, hi))
-        discarded = self._clip_and_step()
-        return torch.cat([sums / size, discarded.reshape(1)])
+        groups = [list(self.actor.parameters()), list(self.critic.parameters())]
+        discarded = step_if_finite(self.optimizer, groups, cfg.max_grad_norm, self.device)
+        # torch.where, not a product: the statistics of a discarded mini-batch are NaN or inf, and NaN·0 is NaN.
+        return torch.cat([torch.where(discarded > 0, 0.0, sums / size), discarded.reshape(1)])
 
     def _finish_update(self, totals: torch.Tensor, num_batches: int) -> dict[str, torch.Tensor]:
         s = self.storage
@@ -299,39 +306,15 @@ class PPO:
         self.actor.update_normalization(s.flat(s.obs["actor"]))
         self.critic.update_normalization(s.flat(s.obs["critic"]))
         s.clear()
-        means = totals / num_batches
+        # Means over the applied mini-batches: 0/0 = NaN when every one was discarded, which the runner reports.
+        means = totals[:5] / (num_batches - totals[5])
         names = ("surrogate", "value_function", "entropy", "kl", "clip_fraction")
-        return {**dict(zip(names, means[:5], strict=True)), "discarded_steps": totals[5]}
+        return {**dict(zip(names, means, strict=True)), "discarded_steps": totals[5]}
 
     def _micro_batch_size(self, size: int) -> int:
         if self.cfg.micro_batch_size > 0:
             return min(self.cfg.micro_batch_size, size)
         return min(CPU_MICRO_BATCH, size) if self.device.type == "cpu" else size
-
-    def _clip_and_step(self) -> torch.Tensor:
-        """Clip actor and critic gradients to ``max_grad_norm`` each, then step, unless a gradient is non-finite.
-
-        Returns 1.0 if the step was discarded. No host sync: the fused optimisers skip the update themselves when
-        their ``found_inf`` flag is set (the mechanism AMP's GradScaler uses); others get zeroed gradients.
-        """
-        finite = torch.ones((), dtype=torch.bool, device=self.device)
-        all_grads: list[torch.Tensor] = []
-        for model in (self.actor, self.critic):
-            grads = [p.grad for p in model.parameters() if p.grad is not None]
-            if not grads:
-                continue
-            norm = get_total_norm(grads)
-            finite = finite & torch.isfinite(norm)
-            clip_grads_with_norm_(model.parameters(), self.cfg.max_grad_norm, norm)
-            all_grads += grads
-        found_inf = (~finite).float()
-        if self.optimizer.defaults.get("fused"):
-            setattr(self.optimizer, "found_inf", found_inf)  # noqa: B010 -- read by the fused step, as under AMP
-        else:
-            for g in all_grads:
-                g.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0).mul_(finite)
-        self.optimizer.step()
-        return found_inf
 
     # --- persistence -------------------------------------------------------------------------------------------------
 
@@ -372,6 +355,39 @@ class PPO:
     def eval_mode(self) -> None:
         self.actor.eval()
         self.critic.eval()
+
+
+def step_if_finite(
+    optimizer: torch.optim.Optimizer,
+    groups: list[list[torch.nn.Parameter]],
+    max_grad_norm: float | None,
+    device: torch.device,
+) -> torch.Tensor:
+    """Clip each group's gradients to ``max_grad_norm`` (None: no clipping), then step unless a gradient is non-finite.
+
+    Returns 1.0 if the step was discarded, else 0.0 (a device scalar). No host sync: the fused optimisers skip the
+    update themselves when their ``found_inf`` flag is set (the mechanism AMP's GradScaler uses); others get zeroed
+    gradients. PPO clips actor and critic separately (rsl_rl); distillation clips the student as one group.
+    """
+    finite = torch.ones((), dtype=torch.bool, device=device)
+    all_grads: list[torch.Tensor] = []
+    for params in groups:
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            continue
+        norm = get_total_norm(grads)
+        finite = finite & torch.isfinite(norm)
+        if max_grad_norm is not None:
+            clip_grads_with_norm_(params, max_grad_norm, norm)
+        all_grads += grads
+    found_inf = (~finite).float()
+    if optimizer.defaults.get("fused"):
+        setattr(optimizer, "found_inf", found_inf)  # noqa: B010 -- read by the fused step, as under AMP
+    else:
+        for g in all_grads:
+            g.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0).mul_(finite)
+    optimizer.step()
+    return found_inf
 
 
 def _make_optimizer(name: str, params: list[torch.nn.Parameter], lr: torch.Tensor) -> torch.optim.Optimizer:

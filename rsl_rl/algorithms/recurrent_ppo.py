@@ -17,7 +17,7 @@ actor with an MLP critic works, and so does the reverse (rsl_rl #155/#169).
 from __future__ import annotations
 
 import contextlib
-from typing import cast
+from typing import Any, cast
 
 import torch
 from tensordict import TensorDict
@@ -32,6 +32,7 @@ from rsl_rl.modules.rnn import (
     model_sequence,
     model_step,
     reset_hidden,
+    restore_hidden,
     select_hidden,
 )
 from rsl_rl.storage.rollout_storage import RecurrentRolloutStorage
@@ -151,3 +152,19 @@ class RecurrentPPO(PPO):
             )
             totals += self._step_mini_batch(sums, size)
         return self._finish_update(totals, len(batches))
+
+    # --- persistence -------------------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """PPO's state plus the hidden states reached during collection (``memory``): with the env's state they let
+        a resumed run continue exactly where this one stopped."""
+        return {**super().state_dict(), "memory": {name: list(state) for name, state in self.hidden.items()}}
+
+    def load_state_dict(
+        self, state: dict[str, Any], load_cfg: dict[str, bool] | None = None, strict: bool = True
+    ) -> None:
+        """PPO's selection, plus the hidden states when ``load_cfg["memory"]`` is set (the runner sets it when it
+        restores the env's state too: hidden states belong to the episodes in progress)."""
+        super().load_state_dict(state, load_cfg, strict)
+        if (load_cfg or {}).get("memory", False) and "memory" in state:
+            self.hidden = {name: restore_hidden(h, state["memory"][name], name) for name, h in self.hidden.items()}

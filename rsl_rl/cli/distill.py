@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 import tyro
 
+from rsl_rl.cli.env_config import checkpoint_env_config, config_to_data
 from rsl_rl.cli.main import (
     _export_actor,
     _export_record,
@@ -106,7 +107,8 @@ def distill(argv: Sequence[str]) -> int:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     seed_everything(args.seed)
-    env_cfg = spec.env_cfg()
+    # The student learns in the env the teacher was trained in (its --env.* overrides: action scale, gains ...).
+    env_cfg = checkpoint_env_config(spec, state)
     if args.num_envs is not None:
         env_cfg.num_envs = args.num_envs
     _set_backend(env_cfg, args.backend, spec.name)
@@ -116,11 +118,17 @@ def distill(argv: Sequence[str]) -> int:
     eval_env = spec.build(dataclasses.replace(env_cfg, num_envs=cfg.eval_episodes), device=device, seed=args.seed + 1)
     runner = DistillationRunner(env, cfg, run_dir, device, eval_env=eval_env)
     runner.add_git_repo_to_log(__file__)
-    runner.checkpoint_infos = {"task": spec.name, "algorithm": "distillation", "teacher": str(teacher_path)}
-    runner.logger.config.update({"task": spec.name, "seed": args.seed, "env": dataclasses.asdict(env_cfg)})
+    env_data = config_to_data(env_cfg)
+    runner.checkpoint_infos = {
+        "task": spec.name,
+        "algorithm": "distillation",
+        "teacher": str(teacher_path),
+        "env_cfg": env_data,
+    }
+    runner.logger.config.update({"task": spec.name, "seed": args.seed, "env": env_data})
     runner.learn(cfg.max_iterations)
     checkpoint = run_dir / f"model_{runner.current_learning_iteration}.pt"
-    report = _export_actor(runner, spec, checkpoint, run_dir / "exported", cfg.algorithm.history_length)
+    report = _export_actor(runner, spec, checkpoint, run_dir / "exported", env_cfg, cfg.algorithm.history_length)
     teacher_return = float(runner.teacher_returns(eval_env).mean())
     summary = runner.summary(spec.name)
     summary.update(

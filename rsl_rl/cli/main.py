@@ -7,7 +7,7 @@
                    [--run-dir DIR] [--seed N] [--threads N]
     rsl-rl play --checkpoint RUN_DIR_OR_FILE [--num-envs N] [--video out.mp4] [--env-set FIELD=VALUE ...]
     rsl-rl export --checkpoint RUN_DIR_OR_FILE [--out-dir DIR] [--task NAME]
-    rsl-rl deploy-sim --policy policy.onnx [--episodes N]
+    rsl-rl deploy-sim --policy policy.onnx [--episodes N] [--max-steps N]
     rsl-rl list-tasks
 
 Each subcommand is a tyro dataclass; ``train`` builds its dataclass after reading ``--task``, so the task's own env and
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import tyro
 
+from rsl_rl.cli.env_config import checkpoint_env_config, config_to_data
 from rsl_rl.registry import TaskSpec, get_task, task_names
 from rsl_rl.runners.config import TrainConfig
 
@@ -108,18 +109,24 @@ class TrainOptions:
     """Simulation backend of MuJoCo tasks: cpu or warp (default: warp on CUDA, cpu otherwise)."""
 
 
-def _task_from_argv(argv: Sequence[str]) -> str | None:
+def _task_from_argv(argv: Sequence[str], flag: str = "--task") -> str | None:
+    """The value of ``flag`` in ``argv`` (read before tyro parses, since it decides the other flags' defaults)."""
     for i, arg in enumerate(argv):
-        if arg == "--task" and i + 1 < len(argv):
+        if arg == flag and i + 1 < len(argv):
             return argv[i + 1]
-        if arg.startswith("--task="):
+        if arg.startswith(f"{flag}="):
             return arg.split("=", 1)[1]
     return None
 
 
-def _train_args_type(spec: TaskSpec) -> type:
-    """A dataclass = TrainOptions + ``env`` (the task's env config) + ``agent`` (its TrainConfig)."""
+def _train_args_type(spec: TaskSpec, resume: str | None = None) -> type:
+    """A dataclass = TrainOptions + ``env`` (the task's env config) + ``agent`` (its TrainConfig). With ``resume``,
+    the env config defaults to the one the checkpoint was trained with (``--env.*`` flags still edit it)."""
     env_cfg, train_cfg = spec.env_cfg(), spec.train_cfg()
+    if resume is not None:
+        from rsl_rl.runners.checkpoint import load_checkpoint
+
+        env_cfg = checkpoint_env_config(spec, load_checkpoint(resume, map_location="cpu"))
     return dataclasses.make_dataclass(
         "TrainArgs",
         [
@@ -138,7 +145,9 @@ def train(argv: Sequence[str]) -> int:
         print(f"error: --task is required; valid tasks: {', '.join(task_names())}", file=sys.stderr)
         return 2
     spec = _get_task_or_exit(task)
-    args: Any = tyro.cli(_train_args_type(spec), args=list(argv), prog="rsl-rl train")
+    args: Any = tyro.cli(
+        _train_args_type(spec, _task_from_argv(argv, "--resume")), args=list(argv), prog="rsl-rl train"
+    )
     return run_training(spec, args)
 
 
@@ -168,8 +177,11 @@ def run_training(spec: TaskSpec, args: Any) -> int:
     eval_env = spec.build(eval_cfg, device=device, seed=args.seed + 10_000)
     runner = OnPolicyRunner(env, agent, run_dir, device, eval_env=eval_env)
     runner.add_git_repo_to_log(__file__)
-    runner.checkpoint_infos = {"task": spec.name}
-    runner.logger.config.update({"task": spec.name, "seed": args.seed, "env": dataclasses.asdict(env_cfg)})
+    # The resolved env config, as plain data: export, play and deploy-sim rebuild the task from it (config.json
+    # holds the same data).
+    env_data = config_to_data(env_cfg)
+    runner.checkpoint_infos = {"task": spec.name, "env_cfg": env_data}
+    runner.logger.config.update({"task": spec.name, "seed": args.seed, "env": env_data})
     resumed = args.resume is not None
     if resumed:
         runner.load(args.resume)
@@ -178,7 +190,7 @@ def run_training(spec: TaskSpec, args: Any) -> int:
     runner.learn(max(remaining, 0), init_at_random_ep_len=args.init_at_random_ep_len and not resumed)
     checkpoint = run_dir / f"model_{runner.current_learning_iteration}.pt"
     if runner.train_cfg.recurrent:  # deploy.export.export_checkpoint rebuilds MLP actors only
-        report = _export_actor(runner, spec, checkpoint, run_dir / "exported")
+        report = _export_actor(runner, spec, checkpoint, run_dir / "exported", env_cfg)
     else:
         from deploy.export import export_checkpoint
 
@@ -220,24 +232,28 @@ def _finish_run(runner: Any, summary: dict[str, Any], title: str, *envs: Any) ->
         env.close()
 
 
-def _export_actor(runner: Any, spec: TaskSpec, checkpoint: Path, out_dir: Path, history_length: int = 1) -> Any:
+def _export_actor(
+    runner: Any, spec: TaskSpec, checkpoint: Path, out_dir: Path, env_cfg: Any, history_length: int = 1
+) -> Any:
     """ONNX + TorchScript of the runner's deployable policy (the student of a distillation) with metadata and the
-    deploy parity check. A history student reads ``history_length`` stacked copies of its groups, oldest first."""
+    deploy parity check. A history student reads ``history_length`` stacked steps of its groups, oldest first (the
+    metadata says so; the runtime stacks them)."""
     from deploy.export import export_policy, policy_metadata
 
     actor = runner.alg.get_policy()
-    groups = list(runner.obs_groups["actor"]) * history_length
     env = runner._env
     metadata = policy_metadata(
         actor,
-        groups,
+        list(runner.obs_groups["actor"]),
         env.deployment_spec(),
         getattr(env, "step_dt", None),
-        None,
+        getattr(env_cfg, "decimation", 1),
         spec.name,
         checkpoint,
         runner.current_learning_iteration,
         str(checkpoint.parent),
+        history=history_length,
+        env_config=config_to_data(env_cfg),
     )
     return export_policy(actor, out_dir, metadata)
 

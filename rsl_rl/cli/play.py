@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import tyro
 
+from rsl_rl.cli.env_config import checkpoint_env_config
 from rsl_rl.cli.main import _get_task_or_exit, _set_backend, default_device, resolve_device, seed_everything
 from rsl_rl.runners.checkpoint import latest_checkpoint, load_checkpoint
 from rsl_rl.runners.config import train_config_from_dict
@@ -58,7 +59,7 @@ def play(argv: Sequence[str]) -> int:
         return 2
     spec = _get_task_or_exit(task)
     seed_everything(args.seed)
-    env_cfg = spec.env_cfg()
+    env_cfg = checkpoint_env_config(spec, state)  # the env it was trained in, --env.* overrides included
     env_cfg.num_envs = args.num_envs
     _set_backend(env_cfg, args.backend, spec.name)
     for assignment in args.env_set:
@@ -132,6 +133,8 @@ class DeploySimArgs:
     """Seed of the initial states."""
     rate_limit: float | None = None
     """Safety layer: largest change of an action entry per step."""
+    max_steps: int | None = None
+    """Stop every episode after this many steps (default: the task's episode length)."""
 
 
 def deploy_sim(argv: Sequence[str]) -> int:
@@ -142,7 +145,12 @@ def deploy_sim(argv: Sequence[str]) -> int:
     if not args.policy.is_file():
         raise FileNotFoundError(f"policy file not found: {args.policy}")
     report = run_sim2sim(
-        str(args.policy), args.task, args.episodes, args.seed, SafetyConfig(rate_limit=args.rate_limit)
+        str(args.policy),
+        args.task,
+        args.episodes,
+        args.seed,
+        SafetyConfig(rate_limit=args.rate_limit),
+        max_steps=args.max_steps,
     )
     for line in report_lines(report):
         print(line)

@@ -4,8 +4,14 @@ rsl_rl users hit ``normal expects all elements of std >= 0.0`` when a raw ``std`
 (rsl_rl #124, #33). Here the std is always produced by a map onto ``[std_min, std_max]`` with ``std_min > 0``:
 
 * ``"log"``      std = exp(clamp(θ, log std_min, log std_max))                      (default)
-* ``"softplus"`` std = std_min + softplus(θ), clamped above at std_max
+* ``"softplus"`` std = softplus(clamp(θ, softplus⁻¹ std_min, softplus⁻¹ std_max))
 * ``"scalar"``   std = clamp(θ, std_min, std_max)  (rsl_rl's parameterisation; the clamp keeps it positive)
+
+Every map clamps θ between the images of the bounds, so ``init_std`` may equal a bound: θ starts finite, exactly on
+the clamp's edge, where the gradient still flows (issue 10). The bounds are computed in θ's own float32 arithmetic,
+from the same expression as θ's initial value: a bound computed in float64 can lie one ulp inside the initial θ and
+freeze a std started there. (An offset map std_min + softplus(θ) reaches std_min only at θ = −∞, which froze the std
+of ``init_std == std_min``.)
 
 No ``torch.distributions`` object is built: log-probability, entropy and KL are the closed forms below, which are also
 cheaper than the generic classes.
@@ -54,6 +60,15 @@ class DistributionConfig:
         self.std_range = (lo, hi)
 
 
+def inverse_softplus(y: torch.Tensor) -> torch.Tensor:
+    """θ with softplus(θ) = y, for y > 0: y + log(−expm1(−y)) (log(expm1(y)) overflows for y > 88)."""
+    return y + torch.log(-torch.expm1(-y))
+
+
+_TO_PARAM = {"log": torch.log, "softplus": inverse_softplus, "scalar": torch.clone}
+"""std → θ of every ``std_type``."""
+
+
 class GaussianDistribution(nn.Module):
     """State-independent std for a diagonal Gaussian policy; the mean comes from the MLP."""
 
@@ -61,24 +76,28 @@ class GaussianDistribution(nn.Module):
         super().__init__()
         self.std_type = cfg.std_type
         self.std_min, self.std_max = cfg.std_range
-        init = torch.full((num_actions,), float(cfg.init_std))
+        to_param = _TO_PARAM[cfg.std_type]
+        # θ's clamp bounds: the float32 images of the std bounds under the same map as θ's initial value (see above).
+        low, high = to_param(torch.tensor([self.std_min, self.std_max])).tolist()
+        self.param_range = (low, high)
+        init = to_param(torch.full((num_actions,), float(cfg.init_std)))
         # Parameter names follow rsl_rl (std_param / log_std_param) so its checkpoints load.
         if cfg.std_type == "log":
-            self.log_std_param = nn.Parameter(init.log(), requires_grad=cfg.learn_std)
+            self.log_std_param = nn.Parameter(init, requires_grad=cfg.learn_std)
         elif cfg.std_type == "softplus":
-            # Inverse softplus of (init - min): log(expm1(y)).
-            self.softplus_std_param = nn.Parameter(torch.expm1(init - self.std_min).log(), requires_grad=cfg.learn_std)
+            self.softplus_std_param = nn.Parameter(init, requires_grad=cfg.learn_std)
         else:
             self.std_param = nn.Parameter(init, requires_grad=cfg.learn_std)
 
     def std(self) -> torch.Tensor:
-        """Standard deviation ``[A]``, always in ``[std_min, std_max]`` (NaN parameters give ``std_min``)."""
+        """Standard deviation ``[A]``, in ``[std_min, std_max]`` up to rounding (NaN parameters give ``std_min``)."""
+        low, high = self.param_range
         if self.std_type == "log":
-            std = self.log_std_param.clamp(math.log(self.std_min), math.log(self.std_max)).exp()
+            std = self.log_std_param.clamp(low, high).exp()
         elif self.std_type == "softplus":
-            std = (self.std_min + F.softplus(self.softplus_std_param)).clamp_max(self.std_max)
+            std = F.softplus(self.softplus_std_param.clamp(low, high))
         else:
-            std = self.std_param.clamp(self.std_min, self.std_max)
+            std = self.std_param.clamp(low, high)
         # A NaN parameter (from a NaN loss) must not turn into a NaN std: fall back to the lower bound.
         return torch.nan_to_num(std, nan=self.std_min)
 

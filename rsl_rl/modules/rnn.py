@@ -88,15 +88,14 @@ class RNNModel(nn.Module):
     def forward_sequence(self, obs: torch.Tensor, hidden: Hidden, dones: torch.Tensor) -> tuple[torch.Tensor, Hidden]:
         """``obs[T, B, D]``, ``dones[T, B]`` bool → ``(output [T, B, O], hidden after step T−1, reset where done)``.
 
-        Step by step, because the state must be zeroed inside the sequence where an episode ended (h ← h·(1 − d_t)
+        Step by step, because the state must be zeroed inside the sequence where an episode ended (h ← 0 where d_t,
         after step t); gradients flow through the whole sequence.
         """
         x = self.obs_normalizer(obs)
-        keep = (~dones).to(x.dtype).unsqueeze(-1)  # [T, B, 1]
         ys = []
         for t in range(obs.shape[0]):
             y, hidden = self._rnn(x[t : t + 1], hidden)
-            hidden = tuple(h * keep[t] for h in hidden)
+            hidden = reset_hidden(hidden, dones[t])
             ys.append(y)
         return self.mlp(torch.cat(ys)), hidden
 
@@ -136,9 +135,22 @@ def model_sequence(model: Model, obs: torch.Tensor, hidden: Hidden, dones: torch
 
 
 def reset_hidden(hidden: Hidden, dones: torch.Tensor) -> Hidden:
-    """Zero the state of envs whose episode ended (``dones[B]`` bool), by a mask: no host sync."""
-    keep = (~dones).to(torch.float32).unsqueeze(-1)
-    return tuple(h * keep for h in hidden)
+    """Zero the state of envs whose episode ended (``dones[B]`` bool), by a mask: no host sync.
+
+    torch.where, not a product with (1 − d): a state made NaN by a NaN observation must not outlive its episode.
+    """
+    done = dones.unsqueeze(-1)
+    return tuple(torch.where(done, 0.0, h) for h in hidden)
+
+
+def restore_hidden(current: Hidden, saved: list[torch.Tensor] | tuple[torch.Tensor, ...], name: str) -> Hidden:
+    """``saved`` (a checkpoint's copy of a hidden state) on ``current``'s device, after checking its shapes."""
+    if [tuple(h.shape) for h in saved] != [tuple(h.shape) for h in current]:
+        raise ValueError(
+            f"the checkpoint's hidden state of the {name} has shapes {[tuple(h.shape) for h in saved]}, this run's "
+            f"{[tuple(h.shape) for h in current]}: exact resume needs the checkpoint's num_envs and model"
+        )
+    return tuple(h.to(c.device).clone() for h, c in zip(saved, current, strict=True))
 
 
 def select_hidden(hidden: Hidden, envs: torch.Tensor) -> Hidden:

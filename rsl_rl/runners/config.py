@@ -2,8 +2,8 @@
 
 An rsl_rl ``train_cfg`` dict is a runner level (``num_steps_per_env``, ``save_interval``, ``obs_groups``, ...) with
 component sections ``algorithm``, ``actor`` and ``critic``, each naming its class with ``class_name``. As in rsl_rl,
-runner-level keys this library does not use (``seed``, ``resume``, ``experiment_name`` ...) are ignored; an unknown key
-inside a component is an error that names it and lists the valid ones.
+runner-level keys this library does not use (``seed``, ``resume`` ...) are ignored (``experiment_name`` is kept in the
+config, unused); an unknown key inside a component is an error that names it and lists the valid ones.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ class RunnerConfig:
     wandb_project: str = "rsl_rl"
     """W&B project name."""
     experiment_name: str = ""
-    """Name of the experiment (used in run-directory names and W&B)."""
+    """Name of the experiment: recorded in the run's config.json only (rsl_rl's scripts name their log directory
+    with it; the runner itself does not read it)."""
     run_name: str = ""
     """Suffix of the run name."""
     check_for_nan: bool = True

@@ -43,12 +43,13 @@ class EpisodeTracker:
         """Add one step: ``rewards[N]``, ``dones[N]`` (terminated or truncated) and the env's extras."""
         self.running[0] += rewards
         self.running[1] += 1.0
-        done = dones.to(self.running.dtype)
-        self.totals[:2] += self.running @ done
-        self.totals[2] += done.sum()
-        self.running *= 1.0 - done
+        # Masks select (torch.where), never multiply: a NaN of an env mid-episode must not spoil the episodes other
+        # envs end now, nor outlive its own episode (NaN·0 = NaN).
+        self.totals[:2] += torch.where(dones, self.running, 0.0).sum(-1)
+        self.totals[2] += dones.sum()
+        self.running.masked_fill_(dones, 0.0)
         for name, value in (extras.get("episode") or {}).items():
-            contribution = value.to(done.dtype) @ done
+            contribution = torch.where(dones, value.to(self.running.dtype), 0.0).sum()
             acc = self.episode.get(name)
             self.episode[name] = contribution if acc is None else acc + contribution
         for name, value in (extras.get("counts") or {}).items():

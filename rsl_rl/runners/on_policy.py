@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tensordict import TensorDict
+from tensordict import TensorDict, TensorDictBase
 
 from rsl_rl.algorithms.ppo import PPO
 from rsl_rl.algorithms.recurrent_ppo import RecurrentPPO
@@ -72,6 +72,8 @@ class OnPolicyRunner:
         self.eval_history: list[tuple[int, float]] = []
         self.solved_at: dict[str, float] | None = None
         self._tracker = EpisodeTracker(self._env.num_envs, self.torch_device)
+        self._env_state_restored = False
+        """``load()`` restored the env's state: the next ``learn()`` must not draw new episode lengths."""
 
     def _build_algorithm(self, obs: TensorDict) -> Any:
         """Actor, critic and PPO (recurrent PPO if either model is an RNN: the choice is made once, here)."""
@@ -94,10 +96,13 @@ class OnPolicyRunner:
         """Run ``num_learning_iterations`` iterations (default ``max_iterations``) of collect → update."""
         cfg, env, alg = self.train_cfg, self._env, self.alg
         iterations = cfg.max_iterations if num_learning_iterations is None else num_learning_iterations
-        if init_at_random_ep_len and env.max_episode_length > 0:
-            # Spread the episodes' time-outs so they do not all land in the same iteration.
+        if init_at_random_ep_len and env.max_episode_length > 0 and not self._env_state_restored:
+            # Spread the episodes' time-outs so they do not all land in the same iteration. Not after a resume that
+            # restored the env: its episode lengths are already spread, and drawing them again breaks exact resume.
             env.episode_length_buf = torch.randint_like(env.episode_length_buf, high=int(env.max_episode_length))
-        obs = env.get_observations().to(self.torch_device)
+        self._env_state_restored = False
+        raw_obs = env.get_observations()
+        obs = raw_obs.to(self.torch_device)
         alg.train_mode()
         start_it = self.current_learning_iteration
         total_it = start_it + iterations
@@ -112,10 +117,12 @@ class OnPolicyRunner:
                         actions = alg.act(obs)
                         if move:
                             actions = actions.to(env.device)
-                        obs, rewards, terminated, truncated, extras = env.step(actions)
+                        result = env.step(actions)
                         if move:
-                            obs, rewards = obs.to(self.torch_device), rewards.to(self.torch_device)
-                            terminated, truncated = terminated.to(self.torch_device), truncated.to(self.torch_device)
+                            # Everything, extras included (final_obs, episode statistics); the memo keeps a final_obs
+                            # that *is* the observation acted on (the rsl_rl adapter) that same object after the move.
+                            result, raw_obs = move_to_device(result, self.torch_device, {id(raw_obs): obs}), result[0]
+                        obs, rewards, terminated, truncated, extras = result
                         alg.process_env_step(obs, rewards, terminated, truncated, extras)
                         self._tracker.track(rewards, terminated | truncated, extras)
                         if cfg.check_for_nan:
@@ -176,11 +183,16 @@ class OnPolicyRunner:
                 f"iteration {self.current_learning_iteration}: {int(losses['discarded_steps'])} mini-batches had "
                 "non-finite gradients and were discarded"
             )
-        checked = [k for k in ("value_function", "surrogate", "distillation_loss") if k in losses]
-        if not all(math.isfinite(losses[k]) for k in checked):
+        # Indexed, not filtered by presence: a loss key an algorithm stopped returning must fail here, not go unchecked.
+        if not all(math.isfinite(losses[k]) for k in self.alg.loss_keys):
             raise FloatingPointError(
                 f"iteration {self.current_learning_iteration}: non-finite loss {losses}"
                 + ("; the env returned non-finite observations or rewards" if episode["nonfinite"] else "")
+                + (
+                    f"; {int(losses['discarded_steps'])} mini-batches had non-finite gradients and were discarded"
+                    if losses.get("discarded_steps")
+                    else ""
+                )
                 + ". Check observations/rewards for NaN or huge magnitudes (enable obs_normalization), "
                 "or lower the learning rate."
             )
@@ -264,7 +276,13 @@ class OnPolicyRunner:
                 "format_version": CHECKPOINT_VERSION,
                 "env_steps": self.env_steps,
                 "wall_seconds": self.wall_seconds,
-                "logger_step": self.current_learning_iteration,
+                # The logger's step is the iteration ("iter"); what else the logs and summary.json continue from:
+                "logger_state": {
+                    "last_mean_return": self.logger.last_return,
+                    "episode_running": self._tracker.running.clone(),
+                    "eval_history": [list(entry) for entry in self.eval_history],
+                    "solved_at": self.solved_at,
+                },
                 "obs_groups": self.obs_groups,
                 "config": self.train_cfg.to_dict(),
                 "rng": capture_rng_state(),
@@ -280,18 +298,32 @@ class OnPolicyRunner:
         strict: bool = True,
         map_location: str | torch.device | None = None,
     ) -> dict[str, Any] | None:
-        """Load a checkpoint (ours or rsl_rl's); restores RNG and env state too when present. Returns ``infos``."""
+        """Load a checkpoint (ours or rsl_rl's); returns its ``infos``.
+
+        With ``load_cfg["iteration"]`` (the default) it restores the training position: iteration (hence the logger's
+        step), counters, RNG, and -- when the checkpoint holds the env's state and the env can load it -- the env,
+        the algorithm's per-env memory (hidden states, observation history) and the running episode sums. Memory and
+        sums belong to the episodes in progress, so an env that starts afresh starts them afresh too.
+        """
         state = load_checkpoint(path, map_location=map_location or self.torch_device)
         load_cfg = load_cfg or {"actor": True, "critic": True, "optimizer": True, "iteration": True}
-        self.alg.load_state_dict(state, load_cfg, strict)
+        restore_env = bool(load_cfg.get("iteration", False) and state.get("env_state"))
+        logger_state = state.get("logger_state", {})
+        self.alg.load_state_dict(state, {**load_cfg, "memory": restore_env}, strict)
         if load_cfg.get("iteration", False):
             self.current_learning_iteration = int(state.get("iter", 0))
             self.env_steps = int(state.get("env_steps", 0))
             self.wall_seconds = float(state.get("wall_seconds", 0.0))
             if "rng" in state:
                 restore_rng_state(state["rng"])
-            if state.get("env_state"):
-                self._env.load_state_dict(state["env_state"])
+            self.logger.last_return = float(logger_state.get("last_mean_return", math.nan))
+            self.eval_history = [(int(it), float(ret)) for it, ret in logger_state.get("eval_history", [])]
+            self.solved_at = logger_state.get("solved_at")
+        if restore_env:
+            self._env.load_state_dict(state["env_state"])
+            self._env_state_restored = True
+            if "episode_running" in logger_state:
+                self._tracker.running.copy_(logger_state["episode_running"])
         return state.get("infos")
 
     def get_inference_policy(self, device: str | torch.device | None = None) -> Any:
@@ -336,6 +368,24 @@ class OnPolicyRunner:
             "solved_at": self.solved_at,
             "mean_episode_length": h[-1]["mean_episode_length"] if h else math.nan,
         }
+
+
+def move_to_device(value: Any, device: torch.device, moved: dict[int, Any] | None = None) -> Any:
+    """``value`` with every tensor on ``device``: tensors and TensorDicts, also inside dicts, lists and tuples; other
+    values are returned as they are, and ``value`` itself is not modified.
+
+    ``moved`` maps ``id(original)`` to a copy made already, which is reused instead of copying again: an env's
+    ``final_obs`` that is the very observation the policy acted on stays identical to the moved observation.
+    """
+    if moved is not None and id(value) in moved:
+        return moved[id(value)]
+    if isinstance(value, torch.Tensor | TensorDictBase):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {key: move_to_device(item, device, moved) for key, item in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(move_to_device(item, device, moved) for item in value)
+    return value
 
 
 def _synchronize(device: torch.device) -> None:

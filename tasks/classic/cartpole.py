@@ -116,10 +116,13 @@ class CartPoleEnv(TorchTask):
         self.step_dt = cfg.dt
         super().__init__(cfg, device, seed)
 
+    def init_buffers(self) -> None:
+        super().init_buffers()
+        # Built once: a tensor made from Python numbers inside reset would wait for the GPU at every step.
+        self.init_mean = torch.tensor([0.0, 0.0, self.cfg.init_angle, 0.0], dtype=self.dtype, device=self.device)
+
     def sample_initial_state(self, n: int) -> torch.Tensor:
-        noise = self.uniform(n, -self.cfg.init_noise, self.cfg.init_noise, 4)
-        mean = torch.tensor([0.0, 0.0, self.cfg.init_angle, 0.0], dtype=self.dtype, device=self.device)
-        return mean + noise
+        return self.init_mean + self.uniform(n, -self.cfg.init_noise, self.cfg.init_noise, 4)
 
     def dynamics(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         c = self.cfg

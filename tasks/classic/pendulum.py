@@ -89,9 +89,15 @@ class PendulumEnv(TorchTask):
         self.step_dt = cfg.dt
         super().__init__(cfg, device, seed)
 
+    def init_buffers(self) -> None:
+        super().init_buffers()
+        # Built once: a tensor made from Python numbers inside reset would wait for the GPU at every step.
+        self.init_high = torch.tensor(
+            [self.cfg.init_angle, self.cfg.init_velocity], dtype=self.dtype, device=self.device
+        )
+
     def sample_initial_state(self, n: int) -> torch.Tensor:
-        high = torch.tensor([self.cfg.init_angle, self.cfg.init_velocity], dtype=self.dtype, device=self.device)
-        return self.uniform(n, -high, high, 2)
+        return self.uniform(n, -self.init_high, self.init_high, 2)
 
     def dynamics(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         c = self.cfg

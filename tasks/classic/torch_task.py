@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from tasks.task import BatchedTask
+from tasks.task import BatchedTask, load_tensors
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -76,21 +76,8 @@ class TorchTask(BatchedTask):
         self.state = torch.where(mask.unsqueeze(-1), fresh, self.state)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "state": self.state.clone(),
-            "prev_state": self.prev_state.clone(),
-            "action": self.action.clone(),
-            "episode_length_buf": self.episode_length_buf.clone(),
-            "episode_sums": self.episode_sums.clone(),
-            "generator": self.generator.get_state(),
-        }
+        return {**super().state_dict(), "state": self.state.clone(), "prev_state": self.prev_state.clone()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key in ("state", "prev_state", "action", "episode_length_buf", "episode_sums"):
-            current = getattr(self, key)
-            if state[key].shape != current.shape:
-                raise ValueError(
-                    f"env state '{key}' has shape {tuple(state[key].shape)}, expected {tuple(current.shape)}"
-                )
-            setattr(self, key, state[key].to(device=self.device, dtype=current.dtype).clone())
-        self.generator.set_state(state["generator"].cpu())
+        super().load_state_dict(state)
+        load_tensors(self, state, ("state", "prev_state"))

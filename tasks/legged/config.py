@@ -24,17 +24,41 @@ class CommandCfg:
     lin_vel_y: tuple[float, float] = (-1.0, 1.0)
     """Lateral velocity range (m/s)."""
     ang_vel_z: tuple[float, float] = (-1.0, 1.0)
-    """Yaw-rate range (rad/s); with ``heading`` the yaw-rate command is clipped to it."""
+    """Yaw-rate range (rad/s) of direct yaw-rate commands; heading-controlled yaw rates are clipped to it."""
     heading: bool = True
-    """Command a heading; the yaw rate is ``heading_stiffness · wrap(heading_cmd − heading)`` (legged_gym)."""
+    """Heading control for a share (``heading_fraction``) of the moving commands: the yaw rate is
+    ``heading_stiffness · wrap(heading_cmd − heading)`` (legged_gym); False = every yaw rate is commanded directly."""
+    heading_fraction: float = 0.5
+    """Share of the moving commands under heading control (Isaac Lab's ``rel_heading_envs``); the others hold a
+    direct yaw rate U(ang_vel_z) for the whole resampling period. Heading control alone rarely asks for a steady large
+    yaw rate (it decays as the robot turns), so a policy trained on it alone turns in place poorly (issue 10)."""
     heading_stiffness: float = 0.5
     """Gain from heading error to yaw-rate command."""
     resample_s: float = 10.0
     """Seconds between command resamplings."""
     standing_fraction: float = 0.05
     """Share of commands that are 'stand still' (all zero)."""
+    turn_fraction: float = 0.1
+    """Share of commands that are 'turn in place': zero planar velocity, direct yaw rate U(ang_vel_z). Uniform
+    planar commands are near zero too rarely (~3 %) to train this gait."""
     min_speed: float = 0.2
     """Planar commands slower than this are zeroed (legged_gym)."""
+
+    def __post_init__(self) -> None:
+        for name in ("lin_vel_x", "lin_vel_y", "ang_vel_z"):
+            low, high = getattr(self, name)
+            if not low <= high:
+                raise ValueError(f"commands.{name}={getattr(self, name)}: need low <= high")
+        for name in ("heading_fraction", "standing_fraction", "turn_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"commands.{name}={getattr(self, name)}: allowed 0 ... 1")
+        if self.standing_fraction + self.turn_fraction > 1.0:
+            raise ValueError(
+                f"commands.standing_fraction + turn_fraction = {self.standing_fraction + self.turn_fraction}: "
+                "allowed at most 1"
+            )
+        if not self.resample_s > 0:
+            raise ValueError(f"commands.resample_s={self.resample_s}: must be > 0")
 
 
 @dataclass

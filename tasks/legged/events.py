@@ -58,8 +58,9 @@ def base_mass(env: Any, mask: torch.Tensor, added: tuple[float, float] = (-1.0, 
 def base_com(env: Any, mask: torch.Tensor, offset: tuple[float, float, float] = (0.05, 0.05, 0.01)) -> None:
     """Shift of the base's centre of mass, U(±offset) per axis (m) (Isaac Lab: ±0.05, ±0.05, ±0.01)."""
     values = env.nominal["body_ipos"].clone()
-    bound = torch.tensor(offset, device=env.device)
-    values[:, env.base_id] += ((2 * env.rand(3) - 1) * bound).to(values.dtype)
+    u = 2 * env.rand(3) - 1
+    # Scaled axis by axis with Python floats: a tensor built from `offset` here would be a host-to-device copy.
+    values[:, env.base_id] += torch.stack([u[:, i] * offset[i] for i in range(3)], -1).to(values.dtype)
     env.sim.set_params("body_ipos", values, mask)
 
 
@@ -83,8 +84,10 @@ def action_delay(env: Any, mask: torch.Tensor, steps: tuple[int, int] = (0, 1)) 
 
 
 def push(env: Any, mask: torch.Tensor, velocity: tuple[float, float] = (-0.5, 0.5)) -> None:
-    """Shove the base: a horizontal velocity change U(velocity) per axis, delivered as a force over the next control
-    period (F = m·Δv / T), so it is physical on both backends."""
+    """Shove the base: a horizontal velocity change U(velocity) per axis of the whole robot, delivered as a force on
+    the base over the next control period (F = m·Δv / T, m = the world's own mass, payload included), so it is
+    physical on both backends."""
     dv = _uniform(env, *velocity, 2)
-    force = env.robot_mass * dv / env.step_dt
+    mass = env.sim.params["body_mass"].sum(-1, keepdim=True)
+    force = mass.to(dv.dtype) * dv / env.step_dt
     env.push_force.copy_(torch.where(mask.unsqueeze(-1), force.to(env.push_force.dtype), env.push_force))

@@ -22,6 +22,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 TERRAIN = "terrain"
 """Name of the ground geom (plane or heightfield) that contact sensors refer to."""
+PENALIZED = "contact/penalized/"
+"""Prefix of the contact sensors of penalised bodies: ``contact/penalized/<body>/<k>``, one per collision geom."""
 # Contact-sensor data spec bit "force" (mjtConDataField) and reduction "netforce" (MuJoCo's contact sensor).
 _CONTACT_FORCE, _REDUCE_NETFORCE = 2, 3
 
@@ -63,12 +65,19 @@ class RobotCfg:
     """Foot collision geoms (contact sensing, air time, friction randomisation)."""
     termination_bodies: tuple[str, ...] = ("trunk",)
     """Bodies whose ground contact ends the episode."""
-    penalized_geoms: tuple[str, ...] = tuple(
+    penalized_bodies: tuple[str, ...] = tuple(
         f"{leg}_{p}" for leg in ("FR", "FL", "RR", "RL") for p in ("thigh", "calf")
     )
-    """Collision geoms whose ground contact is penalised (``undesired_contacts``): thighs and shanks, not the feet."""
+    """Bodies whose ground contact is penalised (``undesired_contacts``): every collision geom of the body except the
+    feet, named or not (Menagerie leaves collision geoms unnamed, and its feet sit in the calf bodies)."""
     foot_friction: float = 0.8
     """Nominal sliding friction of the feet (the ground's is negligible, so the feet's governs contacts)."""
+    self_collisions: bool = False
+    """False: robot geoms collide with the ground only (contype 0, conaffinity 1), which is faster (DESIGN.md) and what
+    legged_gym does; a Menagerie model's geoms also collide with each other unless this is False."""
+    timestep: float = 0.005
+    """Physics step (s), set on the model: a Menagerie file keeps MuJoCo's 0.002 s default, which would turn
+    ``decimation`` 4 into a 125 Hz policy."""
 
     def resolve_mjcf(self) -> str:
         """Path of the robot's MJCF file; a clear error when a Menagerie model is not available locally."""
@@ -94,6 +103,22 @@ class RobotCfg:
         )
 
 
+def menagerie_go1() -> RobotCfg:
+    """The Unitree Go1 of MuJoCo Menagerie (``unitree_go1/go1.xml``, found through ``MENAGERIE_ROOT``): the same joints
+    and bodies as ours; feet are the sphere geoms ``FR``/``FL``/``RR``/``RL``; collision geoms are unnamed (thighs
+    and calves are penalised by body); self-collisions are switched off. Its own options (elliptic cone, impratio 100,
+    condim 6 feet) are kept, so it simulates slower than ``go1.xml``. Its feet are soft (solimp 0.015 → 1 over 31 mm):
+    standing, they sink ~2 cm and the lower calf capsules graze the ground, so only the thighs are penalised (Isaac
+    Lab's choice for Go1)."""
+    legs = ("FR", "FL", "RR", "RL")
+    return RobotCfg(
+        name="go1-menagerie",
+        menagerie="unitree_go1/go1.xml",
+        foot_geoms=legs,
+        penalized_bodies=tuple(f"{leg}_thigh" for leg in legs),
+    )
+
+
 def by_regex(names: tuple[str, ...], table: dict[str, float], what: str) -> np.ndarray:
     """Per-joint values from ``{regex: value}``; the first pattern that matches (``re.search``) wins."""
     values = []
@@ -112,6 +137,7 @@ def build_model(robot: RobotCfg, hfield: tuple[np.ndarray, float, float] | None 
     the origin; ``None`` = flat plane.
     """
     spec = mujoco.MjSpec.from_file(robot.resolve_mjcf())
+    spec.option.timestep = robot.timestep
     for actuator in list(spec.actuators):
         spec.delete(actuator)
     for key in list(spec.keys):
@@ -153,18 +179,37 @@ def build_model(robot: RobotCfg, hfield: tuple[np.ndarray, float, float] | None 
             ctrllimited=True, ctrlrange=[-limit, limit],
         )  # fmt: skip
     geoms = {g.name for g in spec.geoms}
-    bodies = {b.name for b in spec.bodies}
-    for geom in (*robot.foot_geoms, *robot.penalized_geoms):
+    bodies = {b.name: b for b in spec.bodies}
+    for geom in robot.foot_geoms:
         if geom not in geoms:
             raise KeyError(f"robot '{robot.name}': geom '{geom}' not found; named geoms: {sorted(filter(None, geoms))}")
         _contact_sensor(spec, f"contact/{geom}", mujoco.mjtObj.mjOBJ_GEOM, geom)
-    for geom in robot.foot_geoms:
         spec.geom(geom).friction = [robot.foot_friction, 0.005, 0.0001]
-    for body in robot.termination_bodies:
+    for body in (*robot.termination_bodies, *robot.penalized_bodies):
         if body not in bodies:
             raise KeyError(f"robot '{robot.name}': body '{body}' not found; bodies: {sorted(filter(None, bodies))}")
+    for body in robot.termination_bodies:
         _contact_sensor(spec, f"contact/{body}", mujoco.mjtObj.mjOBJ_BODY, body)
+    for body in robot.penalized_bodies:
+        # One sensor per collision geom (a body sensor would include a foot in the same body); unnamed geoms get a
+        # name, which contact sensors need.
+        colliding = [g for g in bodies[body].geoms if (g.contype or g.conaffinity) and g.name not in robot.foot_geoms]
+        if not colliding:
+            raise KeyError(f"robot '{robot.name}': penalised body '{body}' has no collision geom besides the feet")
+        for k, geom in enumerate(colliding):
+            geom.name = geom.name or f"{body}/collision{k}"
+            _contact_sensor(spec, f"{PENALIZED}{body}/{k}", mujoco.mjtObj.mjOBJ_GEOM, geom.name)
+    if not robot.self_collisions:
+        for geom in spec.geoms:
+            if geom.name != TERRAIN and (geom.contype or geom.conaffinity):
+                geom.contype, geom.conaffinity = 0, 1  # touches the ground (contype 1), never another robot geom
     return spec.compile()
+
+
+def penalized_sensors(model: mujoco.MjModel, robot: RobotCfg) -> list[list[str]]:
+    """Names of the contact sensors of each penalised body, in ``robot.penalized_bodies`` order."""
+    names = [model.sensor(i).name for i in range(model.nsensor)]
+    return [[n for n in names if n.startswith(f"{PENALIZED}{body}/")] for body in robot.penalized_bodies]
 
 
 def _contact_sensor(spec: mujoco.MjSpec, name: str, objtype: mujoco.mjtObj, objname: str) -> None:

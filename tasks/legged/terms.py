@@ -8,6 +8,7 @@ Isaac Lab do, so a weight is "per second". Names and definitions follow Isaac La
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -82,8 +83,8 @@ def action_rate_l2(env: Any) -> torch.Tensor:
 
 def feet_air_time(env: Any, threshold: float) -> torch.Tensor:
     """Σ_feet (t_air − threshold) at each touch-down; 0 when the command is to stand (legged_gym)."""
-    reward = ((env.last_air_time - threshold) * env.first_contact).sum(-1)
-    return reward * (env.command[:, :2].norm(dim=-1) > 0.1)
+    reward = torch.where(env.first_contact, env.last_air_time - threshold, 0.0).sum(-1)
+    return torch.where(env.command[:, :2].norm(dim=-1) > 0.1, reward, 0.0)
 
 
 def undesired_contacts(env: Any, threshold: float) -> torch.Tensor:
@@ -105,7 +106,7 @@ def joint_pos_limits(env: Any) -> torch.Tensor:
 def stand_still(env: Any) -> torch.Tensor:
     """Σ|q − q0| when the command is to stand."""
     standing = env.command.norm(dim=-1) < 0.1
-    return (env.joint_pos - env.default_joint_pos).abs().sum(-1) * standing
+    return torch.where(standing, (env.joint_pos - env.default_joint_pos).abs().sum(-1), 0.0)
 
 
 # --- terminations ----------------------------------------------------------------------------------------------------
@@ -118,4 +119,4 @@ def base_contact(env: Any, threshold: float = 1.0) -> torch.Tensor:
 
 def bad_orientation(env: Any, limit_angle: float = 1.2) -> torch.Tensor:
     """The base tilted more than ``limit_angle`` rad from upright."""
-    return env.projected_gravity[:, 2] > -torch.cos(torch.tensor(limit_angle))
+    return env.projected_gravity[:, 2] > -math.cos(limit_angle)

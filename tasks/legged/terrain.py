@@ -40,7 +40,7 @@ class TerrainCfg:
         default_factory=lambda: {"slope_up": 0.1, "slope_down": 0.1, "rough": 0.2, "stairs_up": 0.25,
                                  "stairs_down": 0.2, "obstacles": 0.15}
     )  # fmt: skip
-    """Share of columns per sub-terrain type."""
+    """Share of columns per sub-terrain type; each type with a positive share gets a column (``column_types``)."""
     curriculum: bool = True
     """Move robots between levels by how far they walk."""
     max_init_level: int = 2
@@ -58,6 +58,27 @@ class TerrainCfg:
             raise ValueError(f"unknown terrain types {sorted(unknown)}; allowed: {list(TERRAIN_TYPES)}")
         if self.num_levels < 1 or self.num_cols < 1 or self.tile_size <= 0 or self.resolution <= 0:
             raise ValueError("num_levels, num_cols, tile_size and resolution must be positive")
+        if any(not w >= 0 for w in self.proportions.values()) or sum(self.proportions.values()) <= 0:
+            raise ValueError(f"terrain proportions must be >= 0 with a positive sum, got {self.proportions}")
+
+
+def column_types(cfg: TerrainCfg) -> list[str]:
+    """Sub-terrain type of each grid column, in contiguous blocks in ``TERRAIN_TYPES`` order.
+
+    Every type with a positive proportion gets at least one column when there are enough columns (with 6 columns and
+    6 types, one each); the remaining columns go one at a time to the type furthest below its share
+    (``proportion · num_cols``). With fewer columns than types, the largest proportions get one column each.
+    """
+    weights = {k: cfg.proportions.get(k, 0.0) for k in TERRAIN_TYPES}
+    total = sum(weights.values())
+    share = {k: w / total * cfg.num_cols for k, w in weights.items()}
+    present = [k for k in TERRAIN_TYPES if weights[k] > 0]
+    if cfg.num_cols < len(present):  # sorted() is stable: equal proportions keep the TERRAIN_TYPES order
+        present = sorted(present, key=lambda k: -weights[k])[: cfg.num_cols]
+    counts = dict.fromkeys(present, 1)
+    for _ in range(cfg.num_cols - len(present)):
+        counts[max(present, key=lambda k: share[k] - counts[k])] += 1
+    return [k for k in TERRAIN_TYPES if k in counts for _ in range(counts[k])]
 
 
 # --- sub-terrains: heights [n, n] (m) of one tile at difficulty d ∈ [0, 1] -------------------------------------------
@@ -131,8 +152,7 @@ def generate(cfg: TerrainCfg) -> tuple[np.ndarray, np.ndarray]:
     n = round(cfg.tile_size / cfg.resolution)
     b = round(cfg.border / cfg.resolution)
     heights = np.zeros((cfg.num_cols * n + 2 * b, cfg.num_levels * n + 2 * b))
-    weights = np.array([cfg.proportions.get(t, 0.0) for t in TERRAIN_TYPES])
-    bounds = np.cumsum(weights / weights.sum())
+    kinds = column_types(cfg)
     centres = np.zeros((cfg.num_levels, cfg.num_cols, 3))
     # Cell i of a MuJoCo heightfield lies at -(size - 1)·res/2 + i·res.
     half_x = (heights.shape[1] - 1) * cfg.resolution / 2
@@ -140,8 +160,7 @@ def generate(cfg: TerrainCfg) -> tuple[np.ndarray, np.ndarray]:
     for level in range(cfg.num_levels):
         d = level / max(cfg.num_levels - 1, 1)
         for col in range(cfg.num_cols):
-            kind = TERRAIN_TYPES[int(np.searchsorted(bounds, (col + 0.5) / cfg.num_cols))]
-            tile = _tile(kind, n, cfg.resolution, d, cfg.platform, rng)
+            tile = _tile(kinds[col], n, cfg.resolution, d, cfg.platform, rng)
             r0, c0 = b + col * n, b + level * n
             heights[r0 : r0 + n, c0 : c0 + n] = tile.T
             centres[level, col] = (

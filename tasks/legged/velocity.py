@@ -1,9 +1,10 @@
 """Quadruped velocity tracking (legged_gym / Isaac Lab / mjlab style) on the MuJoCo simulation layer.
 
 The policy commands joint position targets at 50 Hz; a torch joint PD with a torque–speed-limited motor model
-(``controllers/``) turns them into torques at every 200 Hz physics step. Commands (v_x, v_y, ω_z; heading-controlled
-by default) are resampled every ``resample_s``. Rewards, terminations and randomisation are dicts of plain terms
-(``terms.py``, ``events.py``) gathered in ``config.py``, so a variant is a config edit. Observation groups:
+(``controllers/``) turns them into torques at every 200 Hz physics step. Commands (v_x, v_y, ω_z: stand still, turn in
+place, or move with a heading target or a direct yaw rate) are resampled every ``resample_s``. Rewards, terminations
+and randomisation are dicts of plain terms (``terms.py``, ``events.py``) gathered in ``config.py``, so a variant is a
+config edit. Observation groups:
 
 * ``policy``  -- what the robot senses, with uniform noise: base linear and angular velocity, projected gravity,
   command, joint positions (relative to the standing pose) and velocities, last action (+ height scan on rough ground);
@@ -25,7 +26,7 @@ from controllers import ActionDelay, DCMotor, JointPD
 from rsl_rl.env import StepResult
 from tasks.legged import terms as t
 from tasks.legged.config import VelocityCfg
-from tasks.legged.robot import build_model, by_regex
+from tasks.legged.robot import build_model, by_regex, penalized_sensors
 from tasks.legged.terrain import HeightMap, generate, update_levels
 from tasks.mujoco.task import MujocoTask
 
@@ -79,9 +80,15 @@ class VelocityTask(MujocoTask):
         self.delay = ActionDelay(n, J, cfg.max_action_delay, **kw)
         self.sensor_foot = self._sensor_rows([f"contact/{g}" for g in robot.foot_geoms])
         self.sensor_term = self._sensor_rows([f"contact/{b}" for b in robot.termination_bodies])
-        self.sensor_pen = self._sensor_rows([f"contact/{g}" for g in robot.penalized_geoms])
+        # Penalised bodies: the force of a body is the sum of its collision geoms' net contact forces (magnitudes).
+        groups = penalized_sensors(m, robot)
+        self.sensor_pen = self._sensor_rows([name for group in groups for name in group])
+        owner = [b for b, group in enumerate(groups) for _ in group]
+        self.pen_groups = torch.zeros(len(groups), len(owner), **kw)
+        self.pen_groups[owner, list(range(len(owner)))] = 1.0
         self.nominal = {name: self.sim.params[name].clone() for name in self.params}
-        self.robot_mass = float(m.body_mass.sum())
+        # Constants of the per-step code, built once (a tensor from Python data per step waits for the GPU).
+        self.gravity_dir = torch.tensor([0.0, 0.0, -1.0], **kw).expand(n, 3)
         z = lambda *shape: torch.zeros(n, *shape, **kw)  # noqa: E731
         self.prev_action, self.torque, self.last_joint_vel = z(J), z(J), z(J)
         self.command, self.heading_target, self.push_force = z(3), z(), z(2)
@@ -89,6 +96,7 @@ class VelocityTask(MujocoTask):
         self.first_contact = torch.zeros(n, len(self.foot_geom_ids), dtype=torch.bool, device=dev)
         self.last_contact = torch.zeros_like(self.first_contact)
         self.command_timer = z()
+        self.heading_control = torch.zeros(n, dtype=torch.bool, device=dev)
         self.event_timers = {k: z() for k, e in cfg.events.items() if e.mode == "interval"}
         self.env_origin = z(3)
         self.levels = torch.zeros(n, dtype=torch.long, device=dev)
@@ -126,13 +134,12 @@ class VelocityTask(MujocoTask):
         # Free joint: linear velocity in the world frame, angular velocity in the body frame.
         self.base_lin_vel = t.quat_rotate_inverse(self.base_quat, qvel[:, :3])
         self.base_ang_vel = qvel[:, 3:6]
-        gravity = torch.tensor([0.0, 0.0, -1.0], dtype=self.dtype, device=self.device).expand(self.num_envs, 3)
-        self.projected_gravity = t.quat_rotate_inverse(self.base_quat, gravity)
+        self.projected_gravity = t.quat_rotate_inverse(self.base_quat, self.gravity_dir)
         self.joint_pos = qpos[:, self.qpos_idx]
         self.joint_vel = qvel[:, self.qvel_idx]
         self.foot_force = self._contact_force(self.sensor_foot)
         self.termination_force = self._contact_force(self.sensor_term)
-        self.penalized_force = self._contact_force(self.sensor_pen)
+        self.penalized_force = self._contact_force(self.sensor_pen) @ self.pen_groups.T
 
     def _update_feet(self) -> None:
         """Air time (legged_gym): contact = force > 1 N, OR-ed with the previous step's against flicker."""
@@ -142,48 +149,71 @@ class VelocityTask(MujocoTask):
         self.first_contact = (self.air_time > 0) & filtered
         self.air_time = self.air_time + self.step_dt
         self.last_air_time = self.air_time.clone()
-        self.air_time = self.air_time * ~filtered
+        self.air_time = torch.where(filtered, 0.0, self.air_time)
 
     # --- commands and events -----------------------------------------------------------------------------------------
 
     def _resample_commands(self, mask: torch.Tensor) -> None:
+        """New commands for the envs in ``mask``: stand still, turn in place, or move (planar U(ranges), slow ones
+        zeroed) with a heading target or a direct yaw rate, in the shares of ``cfg.commands``."""
         c = self.cfg.commands
         u = lambda lo, hi: lo + (hi - lo) * self.rand()  # noqa: E731
         cmd = torch.stack([u(*c.lin_vel_x), u(*c.lin_vel_y), u(*c.ang_vel_z)], -1)
-        cmd[:, :2] *= cmd[:, :2].norm(dim=-1, keepdim=True) > c.min_speed
-        standing = torch.rand(self.num_envs, generator=self.generator, device=self.device) < c.standing_fraction
-        cmd = cmd * ~standing.unsqueeze(-1)
+        slow = cmd[:, :2].norm(dim=-1, keepdim=True) <= c.min_speed
+        kind = self.rand()
+        standing = kind < c.standing_fraction
+        turning = ~standing & (kind < c.standing_fraction + c.turn_fraction)
+        cmd[:, :2] = torch.where(slow | turning.unsqueeze(-1), 0.0, cmd[:, :2])
+        cmd = torch.where(standing.unsqueeze(-1), 0.0, cmd)
+        heading_control = (self.rand() < c.heading_fraction) & ~standing & ~turning & c.heading
         self.command = torch.where(mask.unsqueeze(-1), cmd, self.command)
-        heading = t.yaw_of(self.base_quat) + u(-math.pi, math.pi)
-        self.heading_target = torch.where(
-            mask & ~standing, heading, torch.where(mask, t.yaw_of(self.base_quat), self.heading_target)
-        )
+        self.heading_control = torch.where(mask, heading_control, self.heading_control)
+        self.heading_target = torch.where(mask, t.yaw_of(self.base_quat) + u(-math.pi, math.pi), self.heading_target)
         self.command_timer = torch.where(mask, 0.0, self.command_timer)
 
     def _heading_command(self) -> None:
+        """Yaw-rate command of the heading-controlled envs from their heading error."""
         c = self.cfg.commands
-        if c.heading:
-            err = t.wrap_angle(self.heading_target - t.yaw_of(self.base_quat))
-            self.command[:, 2] = (c.heading_stiffness * err).clamp(*c.ang_vel_z)
+        err = t.wrap_angle(self.heading_target - t.yaw_of(self.base_quat))
+        yaw_rate = (c.heading_stiffness * err).clamp(*c.ang_vel_z)
+        self.command[:, 2] = torch.where(self.heading_control, yaw_rate, self.command[:, 2])
+
+    def _draw_intervals(self, name: str) -> torch.Tensor:
+        lo, hi = self.cfg.events[name].interval_s
+        return lo + (hi - lo) * self.rand()
 
     def _interval_events(self) -> None:
+        """Each timer holds the time left until its env's next event: it counts down by one control period per step;
+        the event fires when less than half a period is left (so an interval rounds to the nearest step), and a fresh
+        interval is drawn. Timers start, and restart with every episode, at a fresh draw (``reset_envs``; Isaac Lab's
+        and mjlab's per-episode interval events), so no env is pushed in its first steps."""
         for name, timer in self.event_timers.items():
             term = self.cfg.events[name]
-            due = timer <= 0
+            left = timer - self.step_dt
+            due = left < 0.5 * self.step_dt
             term.func(self, due, **term.params)
-            lo, hi = term.interval_s
-            fresh = lo + (hi - lo) * self.rand()
-            self.event_timers[name] = torch.where(due, fresh, timer) - self.step_dt
+            self.event_timers[name] = torch.where(due, self._draw_intervals(name), left)
 
     # --- BatchedTask -------------------------------------------------------------------------------------------------
 
     def process_action(self, actions: torch.Tensor) -> torch.Tensor:
+        """Clip each action to the bounds that keep its joint target ``q0 + scale·a`` within the joint's limits (and
+        to ±``action_clip``): the bounds ``deployment_spec`` exports and the robot runtime clips to, so the policy
+        acts, and observes its ``last_action``, the same way in training and on the robot."""
         self.prev_action = self.action
-        return actions.to(self.dtype).clamp(-self.cfg.action_clip, self.cfg.action_clip)
+        low, high = self.action_bounds()
+        return actions.to(self.dtype).clamp(low, high)
+
+    def action_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(low, high)`` ``[A]`` of the action: joint limits in action units, within ±``action_clip``."""
+        scale, clip = self.cfg.robot.action_scale, self.cfg.action_clip
+        low, high = ((limit - self.default_joint_pos) / scale for limit in self.joint_limits)
+        return low.clamp(-clip, clip), high.clamp(-clip, clip)
 
     def physics_step(self) -> torch.Tensor:
         self.command_timer = self.command_timer + self.step_dt
-        self._resample_commands(self.command_timer >= self.cfg.commands.resample_s)
+        # Half a period of slack: accumulated float periods must not push a resampling one step late.
+        self._resample_commands(self.command_timer > self.cfg.commands.resample_s - 0.5 * self.step_dt)
         self.push_force.zero_()
         self._interval_events()
         pushing = bool(self.event_timers)
@@ -229,25 +259,109 @@ class VelocityTask(MujocoTask):
         qpos[:, :2] = xy
         qpos[:, 2] = self.cfg.robot.init_height + (self.ground_height(xy) if self.terrain_heights is not None else 0.0)
         yaw = (2 * rand() - 1) * math.pi
-        qpos[:, 3:7] = torch.stack([torch.cos(yaw / 2), 0 * yaw, 0 * yaw, torch.sin(yaw / 2)], -1)
+        zero = torch.zeros_like(yaw)
+        qpos[:, 3:7] = torch.stack([torch.cos(yaw / 2), zero, zero, torch.sin(yaw / 2)], -1)
         lo, hi = self.cfg.reset_joint_scale
         joints = self.default_joint_pos * (lo + (hi - lo) * rand(self.num_actions))
         qpos[:, self.qpos_idx] = joints.clamp(*self.joint_limits)
         qvel = torch.zeros(n, self.model.nv, device=dev, dtype=dt)
         qvel[:, :6] = (2 * rand(6) - 1) * self.cfg.reset_base_velocity
         self.sim.reset(mask, qpos, qvel)
-        keep = ~mask.unsqueeze(-1)
-        self.action, self.prev_action = self.action * keep, self.prev_action * keep
-        self.air_time, self.last_contact = self.air_time * keep, self.last_contact & keep
+        # Set, never multiplied by 0: NaN·0 is NaN, and a reset must clear whatever the env held.
+        cleared = mask.unsqueeze(-1)
+        self.action = torch.where(cleared, 0.0, self.action)
+        self.prev_action = torch.where(cleared, 0.0, self.prev_action)
+        self.air_time = torch.where(cleared, 0.0, self.air_time)
+        self.last_air_time = torch.where(cleared, 0.0, self.last_air_time)
+        self.first_contact, self.last_contact = self.first_contact & ~cleared, self.last_contact & ~cleared
         self.delay.reset(mask)
+        for name, timer in self.event_timers.items():
+            self.event_timers[name] = torch.where(mask, self._draw_intervals(name), timer)
         for term in self.cfg.events.values():
             if term.mode == "reset":
                 term.func(self, mask, **term.params)
         self.refresh_state()
-        self.last_joint_vel = torch.where(keep, self.last_joint_vel, self.joint_vel)
+        self.last_joint_vel = torch.where(cleared, self.joint_vel, self.last_joint_vel)
         self._resample_commands(mask)
         self._heading_command()
         self.started = True
+
+    # --- checkpoints (exact resume) ----------------------------------------------------------------------------------
+
+    # Task buffers the next steps read, saved as they are (derived quantities are recomputed by refresh_state).
+    _BUFFERS = ("command", "heading_target", "heading_control", "command_timer", "push_force", "prev_action",
+                "last_joint_vel", "torque", "air_time", "last_air_time", "first_contact", "last_contact", "levels",
+                "env_origin")  # fmt: skip
+
+    def _controller_state(self) -> dict[str, tuple[Any, tuple[str, ...]]]:
+        return {"pd": (self.pd, ("kp", "kd")), "motor": (self.motor, ("strength",)),
+                "delay": (self.delay, ("buffer", "head", "delay"))}  # fmt: skip
+
+    def state_dict(self) -> dict[str, Any]:
+        """The MuJoCo task's state (worlds, episode bookkeeping, RNG) plus this task's: commands and their timers,
+        event timers and push force, controller state (PD gains, motor strength, action-delay ring), feet and
+        last-step buffers, terrain curriculum (levels, columns, origins)."""
+        own: dict[str, Any] = {name: getattr(self, name).clone() for name in self._BUFFERS}
+        own["event_timers"] = {name: timer.clone() for name, timer in self.event_timers.items()}
+        for key, (obj, names) in self._controller_state().items():
+            own[key] = {name: getattr(obj, name).clone() for name in names}
+        if self.terrain_heights is not None:
+            own["columns"] = self.columns.clone()
+        own["started"] = self.started
+        own["last_obs"] = {name: obs.clone() for name, obs in self.last_obs.items()}
+        return {**super().state_dict(), "velocity": own}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output into an env built with the same config: the next steps are identical to
+        the saved env's. A missing entry or a tensor of another shape is an error naming it."""
+        if "velocity" not in state:
+            raise ValueError(f"env state has no 'velocity' entry (saved by another task?); it holds {sorted(state)}")
+        own = state["velocity"]
+        timers = own.get("event_timers", {})
+        if set(timers) != set(self.event_timers):
+            raise ValueError(
+                f"env state has event timers {sorted(timers)}, this task's config {sorted(self.event_timers)}"
+            )
+        targets: list[tuple[Any, tuple[str, ...], dict[str, Any], str]] = [
+            (self, self._BUFFERS, own, "velocity"),
+            (self.event_timers, tuple(self.event_timers), timers, "velocity.event_timers"),
+        ]
+        for key, (obj, names) in self._controller_state().items():
+            targets.append((obj, names, own.get(key, {}), f"velocity.{key}"))
+        if self.terrain_heights is not None:
+            targets.append((self, ("columns",), own, "velocity"))
+        saved_obs = own.get("last_obs", {})
+        for name, obs in self.last_obs.items():
+            if name not in saved_obs or tuple(saved_obs[name].shape) != tuple(obs.shape):
+                raise ValueError(f"env state 'velocity.last_obs' lacks '{name}' of shape {tuple(obs.shape)}")
+        pairs = []  # every entry is checked before anything is written
+        for owner, names, saved, where in targets:
+            for name in names:
+                current = owner[name] if isinstance(owner, dict) else getattr(owner, name)
+                if name not in saved:
+                    raise ValueError(f"env state '{where}' has no '{name}'; it holds {sorted(saved)}")
+                if tuple(saved[name].shape) != tuple(current.shape):
+                    raise ValueError(
+                        f"env state '{where}.{name}' has shape {tuple(saved[name].shape)}, expected "
+                        f"{tuple(current.shape)} (saved with another config or number of envs?)"
+                    )
+                pairs.append((owner, name, current, saved[name]))
+        super().load_state_dict(state)
+        for owner, name, current, saved in pairs:
+            value = saved.to(device=current.device, dtype=current.dtype)
+            if isinstance(owner, dict):
+                owner[name] = value.clone()
+            elif owner is self:
+                setattr(self, name, value.clone())
+            else:
+                current.copy_(value)  # in place: the controllers' tensors keep their identity
+        self.started = bool(own["started"])
+        self.refresh_state()
+        self.last_obs = TensorDict(
+            {name: obs.to(self.device).clone() for name, obs in own["last_obs"].items()},
+            batch_size=[self.num_envs],
+            device=self.device,
+        )
 
     def rand(self, *shape: int) -> torch.Tensor:
         """U(0, 1) ``[N, *shape]``, drawn in float32 whatever the backend's dtype: both backends see the same draws."""
@@ -304,9 +418,20 @@ class VelocityTask(MujocoTask):
             {"policy": policy, "student": student, "critic": critic}, batch_size=[self.num_envs], device=self.device
         )
 
+    def reset(self) -> TensorDict:
+        self.last_obs = super().reset()
+        return self.last_obs
+
+    def get_observations(self) -> TensorDict:
+        """The observation the last ``step``/``reset`` returned. Not drawn again: the policy group's noise comes from
+        the task's generator, and an extra draw (a runner asking for the observations after a resume) would make the
+        resumed run diverge from the uninterrupted one."""
+        return self.last_obs
+
     def step(self, actions: torch.Tensor) -> StepResult:
         length = (self.episode_length_buf + 1).to(self.dtype)
         obs, reward, terminated, truncated, extras = super().step(actions)
+        self.last_obs = obs
         if self.cfg.only_positive_rewards:
             reward = reward.clamp(min=0.0)
         episode = extras["episode"]
@@ -336,20 +461,22 @@ class VelocityTask(MujocoTask):
 
     def deployment_spec(self) -> dict[str, Any]:
         robot = self.cfg.robot
-        scale = robot.action_scale
-        low, high = self.joint_limits
+        low, high = self.action_bounds()
         policy = self.observation_terms()
         return {
             "observation": {"policy": policy, "student": policy[1:]},  # the student lacks base_lin_vel
             "action": {
                 "names": list(robot.joint_names),
                 "default": self.default_joint_pos.tolist(),
-                "scale": [scale] * self.num_actions,
-                # Actions that would put the joint target beyond its limit are clipped by the runtime.
-                "low": ((low - self.default_joint_pos) / scale).tolist(),
-                "high": ((high - self.default_joint_pos) / scale).tolist(),
+                "scale": [robot.action_scale] * self.num_actions,
+                # process_action clips to these bounds in training; the runtime clips to them on the robot.
+                "low": low.tolist(),
+                "high": high.tolist(),
                 "kp": self.pd.kp_nominal.tolist(),
                 "kd": self.pd.kd_nominal.tolist(),
+                "command": "joint_position",  # PD target = default + scale · action
+                "limit": "clip",
+                "last_action": "clipped",  # the last_action term is self.action: the clipped action
             },
         }
 

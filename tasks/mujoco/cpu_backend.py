@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from mujoco.batch import Batch
 
-from tasks.mujoco.sim import SimConfig
+from tasks.mujoco.config import SETCONST_PARAMS, STATE_FIELDS, SimConfig
 
 _BAD_STATE_WARNINGS = [
     int(mujoco.mjtWarning.mjWARN_BADQACC),
@@ -74,6 +74,28 @@ class HostMirror:
         for name, tensor in self.inputs.items():
             tensor[device_index] = self._host_inputs[name][index].to(self.device)
 
+    def _pull_all(self) -> None:
+        """Every host array → its device mirror (after a checkpoint is loaded)."""
+        if self.device.type != "cpu":
+            for mirror, host in (
+                (self.data, self._host),
+                (self.inputs, self._host_inputs),
+                (self.params, self._host_params),
+            ):
+                for name, tensor in mirror.items():
+                    tensor.copy_(host[name])
+
+    def _load_host(
+        self, views: dict[str, torch.Tensor], state: dict[str, torch.Tensor], data: dict[str, torch.Tensor]
+    ) -> None:
+        """Write a saved integration state into the host views, then the saved read fields (derived ones included: they
+        are outputs that the next call overwrites anyway, so writing them is safe), then refresh the device mirrors."""
+        for name, view in views.items():
+            view.copy_(state[name])
+        for name, tensor in self._host.items():
+            tensor.copy_(data[name])
+        self._pull_all()
+
     def take_counts(self) -> dict[str, torch.Tensor]:
         """MuJoCo C grows its buffers as needed: nothing to count."""
         return {}
@@ -108,22 +130,26 @@ class BatchBackend(HostMirror):
             {name: _view(self.batch.bind(name)) for name in ("ctrl", "xfrc_applied")},
             {name: _view(self.batch.expand(name)) for name in params},
         )
-        self._warning_totals = self._warnings()
 
     def use_input(self, name: str) -> None:
         """Inputs are views of the state rows: always applied."""
 
-    def _warnings(self) -> np.ndarray:
-        return self.batch.warning[:, _BAD_STATE_WARNINGS, 1].sum(axis=1)
+    def _take_warnings(self) -> np.ndarray:
+        """``bool[N]``: a bad-state warning was raised since the last call; the counters are cleared for the next one.
+
+        Clearing, not comparing with the previous total: when MuJoCo resets a bad world it also resets its counters and
+        then counts the new warning, so a second blow-up leaves the total unchanged, and ``batch.reset`` clears them."""
+        counts = self.batch.warning[:, _BAD_STATE_WARNINGS, 1]
+        warned = counts.sum(axis=1) > 0
+        self.batch.warning[:, _BAD_STATE_WARNINGS, 1] = 0
+        return warned
 
     def step(self) -> torch.Tensor:
         self._push_inputs()
         self.batch.step(nstep=self.decimation)
         qpos, qvel = self._host["qpos"], self._host["qvel"]
         # Non-finite state, or a MuJoCo bad-state warning since the last step (MuJoCo then reset that world itself).
-        totals = self._warnings()
-        warned = torch.from_numpy(totals != self._warning_totals)
-        self._warning_totals = totals
+        warned = torch.from_numpy(self._take_warnings())
         unstable = ~(torch.isfinite(qpos).all(dim=1) & torch.isfinite(qvel).all(dim=1)) | warned
         self._pull_data()
         return unstable.to(self.device)
@@ -141,6 +167,19 @@ class BatchBackend(HostMirror):
         # by the next step, like one raised while stepping.
         self.batch.forward(ids)
         self._pull_data(index)
+
+    def state_views(self) -> dict[str, torch.Tensor]:
+        """Live host views of the integration state (slices of the Batch's state rows)."""
+        return {name: _view(self.batch.bind(name)) for name in STATE_FIELDS}
+
+    def load_state(self, state: dict[str, torch.Tensor], data: dict[str, torch.Tensor]) -> None:
+        self._load_host(self.state_views(), state, data)
+        self._take_warnings()  # nothing that happened before the checkpoint is reported after it
+
+    def set_params(self, name: str, values: torch.Tensor, mask: torch.Tensor) -> None:
+        super().set_params(name, values, mask)
+        if name in SETCONST_PARAMS:  # recompute what MuJoCo derives from it, for the changed worlds
+            self.batch.set_const(np.flatnonzero(mask.cpu().numpy()).astype(np.int32))
 
     def close(self) -> None:
         pass

@@ -17,27 +17,33 @@ from __future__ import annotations
 import copy
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import mujoco
 import numpy as np
 import torch
 
+from tasks.mujoco.config import CONST_FIELDS, DATA_FIELDS, SETCONST_PARAMS, STATE_FIELDS, SimConfig
 from tasks.mujoco.cpu_backend import HostMirror
-from tasks.mujoco.sim import DATA_FIELDS, SimConfig
 
 _SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
 _STATE_PARTS = {  # fields stored in the state rows, in mjtState order
+    "time": mujoco.mjtState.mjSTATE_TIME,
     "qpos": mujoco.mjtState.mjSTATE_QPOS,
     "qvel": mujoco.mjtState.mjSTATE_QVEL,
     "act": mujoco.mjtState.mjSTATE_ACT,
+    "qacc_warmstart": mujoco.mjtState.mjSTATE_WARMSTART,
     "ctrl": mujoco.mjtState.mjSTATE_CTRL,
+    "qfrc_applied": mujoco.mjtState.mjSTATE_QFRC_APPLIED,
     "xfrc_applied": mujoco.mjtState.mjSTATE_XFRC_APPLIED,
+    "mocap_pos": mujoco.mjtState.mjSTATE_MOCAP_POS,
+    "mocap_quat": mujoco.mjtState.mjSTATE_MOCAP_QUAT,
 }
-_QACC, _QPOS, _QVEL = (
+_BAD_STATE = [
     int(mujoco.mjtWarning.mjWARN_BADQACC),
     int(mujoco.mjtWarning.mjWARN_BADQPOS),
     int(mujoco.mjtWarning.mjWARN_BADQVEL),
-)
+]
 
 
 def available_cores() -> int:
@@ -83,6 +89,11 @@ class ThreadPoolBackend(HostMirror):
             start = _state_offset(model, _STATE_PARTS[name])
             return self.state[:, start : start + int(np.prod(shape))].reshape(n, *shape)
 
+        d0 = self._datas[0]
+        self._state_views = {
+            name: torch.from_numpy(row_view(name, np.shape(getattr(d0, name)))) for name in STATE_FIELDS
+        }
+
         self._derived = [name for name in fields if name not in _STATE_PARTS]
         host = {
             name: torch.from_numpy(row_view(name, DATA_FIELDS[name](model))) for name in fields if name in _STATE_PARTS
@@ -99,10 +110,13 @@ class ThreadPoolBackend(HostMirror):
         self._mirror(host, host_inputs, {name: torch.from_numpy(buf) for name, buf in self._params.items()})
         self._need_rne = "cfrc_ext" in fields or "cfrc_int" in fields
         self._params_differ = False  # until set_params gives worlds their own values, the threads' models serve all
+        # Per-world constants that mj_setConst derives from the parameters (filled on the first change of one of them).
+        self._const: dict[str, np.ndarray] = {}
         self._derived_list = list(self._derived_bufs.values())
         self._derived_views = [[getattr(d, name) for name in self._derived_bufs] for d in self._datas]
         self._warning_counts = [d.warning.number for d in self._datas]
         self._unstable = np.zeros(n, dtype=bool)
+        self._reset_warned = np.zeros(n, dtype=bool)  # an invalid reset state, reported by the next step
         for i in range(n):
             self._refresh(0, i, step=False)
         bounds = np.linspace(0, n, self.nthread + 1).astype(int)
@@ -114,24 +128,36 @@ class ThreadPoolBackend(HostMirror):
 
     # --- stepping ----------------------------------------------------------------------------------------------------
 
-    def _refresh(self, thread: int, i: int, step: bool) -> None:
-        """Load world ``i`` into the thread's MjData, optionally step it, and write its state and fields back."""
-        m, d = self._models[thread], self._datas[thread]
+    def _load_model(self, m: mujoco.MjModel, i: int) -> None:
+        """Write world ``i``'s parameters (and the constants derived from them) into a thread's model."""
         if self._params_differ:
             for name, values in self._params.items():
                 getattr(m, name)[:] = values[i]
+            for name, values in self._const.items():
+                getattr(m, name)[:] = values[i]
+
+    def _refresh(self, thread: int, i: int, step: bool) -> None:
+        """Load world ``i`` into the thread's MjData, optionally step it, and write its state and fields back."""
+        m, d = self._models[thread], self._datas[thread]
+        self._load_model(m, i)
         mujoco.mj_setState(m, d, self.state[i], _SPEC)
         if step:
-            counts = self._warning_counts[thread]  # a live view of the MjData's warning counters
-            before = counts[_QACC] + counts[_QPOS] + counts[_QVEL]
-            mujoco.mj_step(m, d, nstep=self.decimation)
-            # A bad state makes MuJoCo reset the world and count a warning: report the world as unstable.
-            self._unstable[i] = counts[_QACC] + counts[_QPOS] + counts[_QVEL] != before
+            # A bad state makes MuJoCo reset the world, reset its warning counters and count one warning: cleared
+            # before each world's step, a non-zero count is that world's blow-up (a count compared with the one before
+            # the step misses every later blow-up on the same MjData).
+            self._unstable[i] = self._stepped_with_warning(thread, lambda: mujoco.mj_step(m, d, nstep=self.decimation))
         if self._need_rne:
             mujoco.mj_rnePostConstraint(m, d)
         mujoco.mj_getState(m, d, self.state[i], _SPEC)
         for buf, view in zip(self._derived_list, self._derived_views[thread], strict=True):
             buf[i] = view
+
+    def _stepped_with_warning(self, thread: int, run: Any) -> bool:
+        """Run ``run()`` on the thread's MjData; True when it raised a bad-state warning."""
+        counts = self._warning_counts[thread]  # a live view of the MjData's warning counters
+        counts[_BAD_STATE] = 0
+        run()
+        return bool(counts[_BAD_STATE].any())
 
     def _step_range(self, thread: int, lo: int, hi: int) -> None:
         for i in range(lo, hi):
@@ -146,7 +172,8 @@ class ThreadPoolBackend(HostMirror):
                 future.result()
         qpos, qvel = self._host["qpos"], self._host["qvel"]
         finite = torch.isfinite(qpos).all(dim=1) & torch.isfinite(qvel).all(dim=1)
-        unstable = torch.from_numpy(self._unstable.copy()) | ~finite
+        unstable = torch.from_numpy(self._unstable | self._reset_warned) | ~finite
+        self._reset_warned[:] = False
         self._pull_data()
         return unstable.to(self.device)
 
@@ -160,21 +187,50 @@ class ThreadPoolBackend(HostMirror):
         qpos_np, qvel_np = qpos.cpu().double().numpy(), qvel.cpu().double().numpy()
         m, d = self._models[0], self._datas[0]
         for i in ids:
-            if self._params_differ:
-                for name, values in self._params.items():
-                    getattr(m, name)[:] = values[i]
+            self._load_model(m, i)
             mujoco.mj_resetData(m, d)
             d.qpos[:] = qpos_np[i]
             d.qvel[:] = qvel_np[i]
-            mujoco.mj_forward(m, d)  # an invalid state passes here; the next mj_step detects and reports it
+            # MuJoCo replaces an invalid state by the defaults here: reported unstable by the next step, as on the
+            # mujoco.batch path.
+            self._reset_warned[i] = self._stepped_with_warning(0, lambda: mujoco.mj_forward(m, d))
             mujoco.mj_getState(m, d, self.state[i], _SPEC)
             for name, buf in self._derived_bufs.items():
                 buf[i] = getattr(d, name)
         self._pull_data(torch.as_tensor(ids))
 
+    def state_views(self) -> dict[str, torch.Tensor]:
+        """Live host views of the integration state (slices of the state rows)."""
+        return self._state_views
+
+    def load_state(self, state: dict[str, torch.Tensor], data: dict[str, torch.Tensor]) -> None:
+        self._load_host(self._state_views, state, data)
+        self._reset_warned[:] = False
+
     def set_params(self, name: str, values: torch.Tensor, mask: torch.Tensor) -> None:
         super().set_params(name, values, mask)
         self._params_differ = True  # from now on each world's values are written into its thread's model
+        if name in SETCONST_PARAMS:
+            self._set_const(np.flatnonzero(mask.cpu().numpy()))
+
+    def _set_const(self, worlds: np.ndarray) -> None:
+        """Recompute, for each of ``worlds``, the constants MuJoCo derives from its parameters (``mj_setConst`` at
+        qpos0, on a scratch model: the worlds' states are not touched)."""
+        model = self.model
+        if not self._const:
+            self._const = {
+                name: np.tile(getattr(model, name), (self.num_worlds,) + (1,) * getattr(model, name).ndim)
+                for name in CONST_FIELDS
+                if getattr(model, name).size
+            }
+        m = copy.copy(model)
+        d = mujoco.MjData(m)
+        for i in worlds:
+            for name, values in self._params.items():
+                getattr(m, name)[:] = values[i]
+            mujoco.mj_setConst(m, d)
+            for name, values in self._const.items():
+                values[i] = getattr(m, name)
 
     def close(self) -> None:
         if self._pool is not None:

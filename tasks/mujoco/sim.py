@@ -20,89 +20,15 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import mujoco
 import numpy as np
 import torch
 
-# Data fields a task may read: name -> shape after the world dimension, as a function of the model.
-DATA_FIELDS: dict[str, Any] = {
-    "qpos": lambda m: (m.nq,),
-    "qvel": lambda m: (m.nv,),
-    "qacc": lambda m: (m.nv,),
-    "act": lambda m: (m.na,),
-    "xpos": lambda m: (m.nbody, 3),
-    "xquat": lambda m: (m.nbody, 4),
-    "xipos": lambda m: (m.nbody, 3),
-    "cvel": lambda m: (m.nbody, 6),
-    "cinert": lambda m: (m.nbody, 10),
-    "cfrc_ext": lambda m: (m.nbody, 6),
-    "cfrc_int": lambda m: (m.nbody, 6),
-    "subtree_com": lambda m: (m.nbody, 3),
-    "qfrc_actuator": lambda m: (m.nv,),
-    "actuator_force": lambda m: (m.nu,),
-    "sensordata": lambda m: (m.nsensordata,),
-}
-# Fields a task writes before each step.
-INPUT_FIELDS: dict[str, Any] = {
-    "ctrl": lambda m: (m.nu,),
-    "xfrc_applied": lambda m: (m.nbody, 6),
-}
-# Fields computed only by mj_rnePostConstraint (gymnasium calls it after every step).
-RNE_POST_FIELDS = ("cfrc_ext", "cfrc_int")
-# Model parameters that can differ per world: name -> shape after the world dimension.
-PARAM_FIELDS: dict[str, Any] = {
-    "body_mass": lambda m: (m.nbody,),
-    "body_inertia": lambda m: (m.nbody, 3),
-    "body_ipos": lambda m: (m.nbody, 3),
-    "geom_friction": lambda m: (m.ngeom, 3),
-    "actuator_gainprm": lambda m: (m.nu, 10),
-    "actuator_biasprm": lambda m: (m.nu, 10),
-    "dof_damping": lambda m: (m.nv,),
-    "dof_armature": lambda m: (m.nv,),
-    "dof_frictionloss": lambda m: (m.nv,),
-}
-BACKENDS = ("cpu", "warp")
-CONES = {"pyramidal": mujoco.mjtCone.mjCONE_PYRAMIDAL, "elliptic": mujoco.mjtCone.mjCONE_ELLIPTIC}
-SOLVERS = {"pgs": mujoco.mjtSolver.mjSOL_PGS, "cg": mujoco.mjtSolver.mjSOL_CG, "newton": mujoco.mjtSolver.mjSOL_NEWTON}
+from tasks.mujoco.config import CONES, DATA_FIELDS, PARAM_FIELDS, RNE_POST_FIELDS, SOLVERS, SimConfig
 
-
-@dataclass
-class SimConfig:
-    """How the worlds are simulated (not what they contain)."""
-
-    backend: str = "auto"
-    """``cpu`` (MuJoCo C in threads), ``warp`` (MuJoCo Warp) or ``auto`` (warp on CUDA, cpu otherwise)."""
-    nthread: int = 0
-    """Threads of the cpu backend; 0 = all available cores."""
-    nconmax: int = 0
-    """Warp: contacts per world to allocate, pooled over all worlds (0 = mujoco_warp's default). An overflowing pool
-    drops contacts: logged per iteration as ``contact_overflow``."""
-    njmax: int = 0
-    """Warp: constraint rows per world to allocate (0 = mujoco_warp's default). A world that needs more is reset and
-    counted like a world whose physics went unstable."""
-    cuda_graph: bool = True
-    """Warp on CUDA: capture the decimated step as a CUDA graph."""
-    solver: str = ""
-    """Constraint solver: ``pgs``, ``cg`` or ``newton``; empty = the model's own. mujoco_warp has no PGS: a PGS model
-    runs Newton there (with a warning), so ``newton`` makes both backends simulate alike."""
-    cone: str = ""
-    """Friction cone: ``pyramidal`` or ``elliptic``; empty = the model's own. With pyramidal cones the backends differ
-    where a capsule stands steeper than 60 degrees on a plane: mujoco_warp then takes a fixed first tangent, MuJoCo C
-    the capsule's axis, which turns the friction pyramid (Ant's feet). Elliptic cones are the same in every
-    direction."""
-
-    def __post_init__(self) -> None:
-        if self.backend not in (*BACKENDS, "auto"):
-            raise ValueError(f"sim.backend={self.backend!r}; allowed: 'auto', 'cpu', 'warp'")
-        if self.solver and self.solver not in SOLVERS:
-            raise ValueError(f"sim.solver={self.solver!r}; allowed: '' (the model's), {', '.join(map(repr, SOLVERS))}")
-        if self.cone and self.cone not in CONES:
-            raise ValueError(f"sim.cone={self.cone!r}; allowed: '' (the model's), {', '.join(map(repr, CONES))}")
-        if self.nthread < 0:
-            raise ValueError(f"sim.nthread must be >= 0, got {self.nthread}")
+__all__ = ["SimConfig", "Simulator", "load_model", "resolve_backend"]
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
@@ -188,8 +114,6 @@ class Simulator:
         self.data: dict[str, torch.Tensor] = self.backend.data
         self.params: dict[str, torch.Tensor] = self.backend.params
         self.dtype = self.data["qpos"].dtype
-        self.unstable_count = 0
-        """Worlds found with non-finite state (or MuJoCo instability warnings) and reset so far."""
 
     # --- state -------------------------------------------------------------------------------------------------------
 
@@ -242,8 +166,8 @@ class Simulator:
     def step(self) -> torch.Tensor:
         """Advance every world by ``decimation`` physics steps; returns ``bool[N]``: the world went unstable.
 
-        A world is unstable when its state became non-finite or MuJoCo flagged a bad acceleration (MuJoCo then resets
-        the world itself). The caller resets such worlds; :attr:`unstable_count` counts them.
+        A world is unstable when its state became non-finite or MuJoCo flagged a bad state (MuJoCo then resets the world
+        itself); every such event is reported once, in the step it happens. The caller resets and counts such worlds.
         """
         return self.backend.step()
 
@@ -270,6 +194,47 @@ class Simulator:
     def default_param(self, name: str) -> torch.Tensor:
         """The model's own value of a parameter (shape after the world dimension)."""
         return torch.as_tensor(np.asarray(getattr(self.model, name)), dtype=self.dtype, device=self.device)
+
+    # --- checkpoints -------------------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the worlds' futures and the task's next observation depend on, as CPU tensors: the integration
+        state (``STATE_FIELDS``: positions, velocities, actuator states, solver warm-start, time, inputs), the fields
+        the task reads -- saved, not recomputed, since after a step MuJoCo's derived fields describe the state before
+        its last substep -- and the per-world parameters (constants derived from them are recomputed on load)."""
+        cpu = lambda d: {k: v.detach().to("cpu", copy=True) for k, v in d.items()}  # noqa: E731
+        return {
+            "backend": self.backend_name,
+            "state": cpu(self.backend.state_views()),
+            "data": cpu(self.data),
+            "params": cpu(self.params),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output: the worlds continue exactly as the saved ones would have (within float32
+        rounding if it was saved on the other backend)."""
+        views = self.backend.state_views()
+        for group, expected in (("state", views), ("data", self.data), ("params", self.params)):
+            saved = state.get(group, {})
+            for name, tensor in expected.items():
+                if name not in saved:
+                    raise ValueError(f"simulator state is missing '{name}' ({group}); it holds {sorted(saved)}")
+                if tuple(saved[name].shape) != tuple(tensor.shape):
+                    raise ValueError(
+                        f"simulator state '{name}' has shape {tuple(saved[name].shape)}, this simulator's is "
+                        f"{tuple(tensor.shape)}: saved with another model or number of worlds"
+                    )
+        if state.get("backend") != self.backend_name:
+            warnings.warn(
+                f"simulator state saved on the {state.get('backend')!r} backend, loaded on {self.backend_name!r}: the "
+                "worlds continue from the same state, but not bit for bit",
+                stacklevel=2,
+            )
+        # Parameters first: recomputing derived constants may touch the data fields, which are written last.
+        for name, values in state["params"].items():
+            if name in self.params:
+                self.set_params(name, values)
+        self.backend.load_state(state["state"], state["data"])
 
     def render(
         self, worlds: tuple[int, ...] = (0,), width: int = 640, height: int = 480, camera: str | None = None

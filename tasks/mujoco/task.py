@@ -110,15 +110,28 @@ class MujocoTask(BatchedTask):
         return [("policy", int(self.get_observations()["policy"].shape[-1]))]
 
     def deployment_spec(self) -> dict[str, Any]:
-        """Observation terms, and actuators as the action layout (position actuators also give their PD gains)."""
+        """Observation terms, and actuators as the action layout (position actuators also give their PD gains).
+
+        The bounds are the control ranges: ``process_action`` clips to them (``clip_actions``), and where it does not,
+        MuJoCo clamps ``ctrl`` to them before it acts, so the runtime's clip gives the physics of training. A model
+        that turns MuJoCo's clamping off and a task that does not clip leave the actions unbounded.
+        """
+        import mujoco  # here only: the rest of the task reaches MuJoCo through the simulator
+
         m = self.model
         names = [m.actuator(i).name or f"actuator_{i}" for i in range(m.nu)]
+        no_clamp = mujoco.mjtDisableBit.mjDSBL_CLAMPCTRL  # pyright: ignore[reportAttributeAccessIssue]
+        clamped = self.cfg.clip_actions or not m.opt.disableflags & no_clamp
+        unbounded = [None] * m.nu
         action: dict[str, Any] = {
             "names": names,
             "default": [0.0] * m.nu,
             "scale": [1.0] * m.nu,
-            "low": self.ctrl_low.tolist(),
-            "high": self.ctrl_high.tolist(),
+            "low": self.ctrl_low.tolist() if clamped else unbounded,
+            "high": self.ctrl_high.tolist() if clamped else unbounded,
+            "command": "actuator",  # the action is the actuator's ctrl
+            "limit": "clip",
+            "last_action": None,  # the gymnasium observations hold no action
         }
         # A position actuator is gain kp on ctrl with bias (0, −kp, −kd): report its PD gains.
         position = (m.actuator_gaintype == 0) & (m.actuator_biastype == 1)
@@ -153,6 +166,14 @@ class MujocoTask(BatchedTask):
     def reset_envs(self, mask: torch.Tensor) -> None:
         qpos, qvel = self.sample_reset_state()
         self.sim.reset(mask, qpos, qvel)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Episode bookkeeping and RNG (:class:`BatchedTask`) plus every world's simulator state."""
+        return {**super().state_dict(), "sim": self.sim.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.sim.load_state_dict(state["sim"])
 
     def render(self, worlds: tuple[int, ...] = (0,), width: int = 640, height: int = 480) -> np.ndarray:
         """Offscreen frames ``uint8 [len(worlds), H, W, 3]`` of the chosen worlds."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import mujoco
 import torch
 
-from tasks.mujoco.sim import RNE_POST_FIELDS, SimConfig
+from tasks.mujoco.config import CONST_FIELDS, RNE_POST_FIELDS, SETCONST_PARAMS, STATE_FIELDS, SimConfig
 
 
 class WarpBackend:
@@ -43,8 +43,12 @@ class WarpBackend:
         host = mujoco.MjData(model)
         mujoco.mj_forward(model, host)
         sizes = {k: v for k, v in (("nconmax", cfg.nconmax), ("njmax", cfg.njmax)) if v > 0}
+        # Constants derived from a per-world parameter (set_params recomputes them) are per-world too.
+        self._setconst = any(name in SETCONST_PARAMS for name in params)
+        derived = [name for name in CONST_FIELDS if self._setconst and name in mjw.Model.__dataclass_fields__]
+        batched = [*params, *(name for name in derived if getattr(model, name).size)]
         with wp.ScopedDevice(self.wp_device):
-            self.m = mjw.put_model(model, batch_sizes=dict.fromkeys(params, num_worlds))
+            self.m = mjw.put_model(model, batch_sizes=dict.fromkeys(batched, num_worlds))
             self.d = mjw.put_data(model, host, nworld=num_worlds, **sizes)
         self.data = {name: self._view(getattr(self.d, name)) for name in fields}
         self.inputs = {name: self._view(getattr(self.d, name)) for name in ("ctrl", "xfrc_applied")}
@@ -119,10 +123,33 @@ class WarpBackend:
             tensor.copy_(torch.where(keep.view(shape), saved[name], tensor))
         self._warmstart.copy_(torch.where(keep.unsqueeze(-1), warmstart, self._warmstart))
 
+    def state_views(self) -> dict[str, torch.Tensor]:
+        """Live views of the integration state in the Warp data."""
+        return {name: self._view(getattr(self.d, name)) for name in STATE_FIELDS}
+
+    def load_state(self, state: dict[str, torch.Tensor], data: dict[str, torch.Tensor]) -> None:
+        for name, view in self.state_views().items():
+            view.copy_(state[name].view(view.shape))
+        for name, tensor in self.data.items():
+            tensor.copy_(data[name])
+        self._overflow.zero_()
+
     def set_params(self, name: str, values: torch.Tensor, mask: torch.Tensor) -> None:
         target = self.params[name]
         shape = (-1,) + (1,) * (target.dim() - 1)
         target.copy_(torch.where(mask.view(shape), values.to(target.dtype), target))
+        if name in SETCONST_PARAMS:
+            self._set_const()
+
+    def _set_const(self) -> None:
+        """Recompute the constants derived from the per-world parameters (every world: unchanged ones get the same
+        values). set_const computes at qpos0 in the worlds' own data and puts qpos back; the fields tasks read are saved
+        and restored, so the worlds' states and observations are untouched."""
+        saved = {name: tensor.clone() for name, tensor in self.data.items()}
+        with self.wp.ScopedDevice(self.wp_device):
+            self.mjw.set_const(self.m, self.d, restore=False)
+        for name, tensor in self.data.items():
+            tensor.copy_(saved[name])
 
     def close(self) -> None:
         self._graph = None

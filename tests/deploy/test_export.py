@@ -38,10 +38,12 @@ def test_checkpoint_export_carries_metadata(pendulum_run: Path, tmp_path: Path) 
     assert report.samples >= 10_000 and max(report.max_abs_diff_onnx, report.max_abs_diff_torchscript) <= 1e-5
     meta = read_metadata(report.onnx)
     assert meta == report.metadata  # round trip through the ONNX file
-    assert meta["task"] == "pendulum" and meta["schema"] == 1 and meta["library"] == "rsl-rl-forge"
+    assert meta["task"] == "pendulum" and meta["schema"] == 2 and meta["library"] == "rsl-rl-forge"
     assert [t["name"] for t in meta["observation"]["terms"]] == ["cos_theta", "sin_theta", "theta_dot"]
     assert meta["observation"]["dim"] == 3 and meta["inputs"] == ["obs"] and meta["outputs"] == ["actions"]
     assert meta["action"]["names"] == ["torque"] and meta["action"]["low"] == [-2.0] and meta["action"]["high"] == [2.0]
+    assert meta["action"]["command"] == "actuator" and meta["action"]["limit"] == "clip"
+    assert meta["action"]["last_action"] is None and meta["history"] is None
     assert meta["control"]["period_s"] == pytest.approx(0.05)
     assert meta["training"]["iteration"] == 3 and meta["training"]["checkpoint"] == "model_3.pt"
     assert meta["training"]["checkpoint_sha256"] == file_sha256(checkpoint)
@@ -82,6 +84,15 @@ def test_metadata_must_match_the_policy() -> None:
         policy_metadata(actor, ["policy"], {"observation": {"policy": [("a", 1), ("b", 2)]}})
     with pytest.raises(ValueError, match="action.low has 1 entries; the policy outputs 2"):
         policy_metadata(actor, ["policy"], {"action": {"low": [0.0]}})
+    # The exporter refuses what the runtime would refuse: NaN bounds, inverted limits; infinite bounds become null.
+    with pytest.raises(ValueError, match=r"action.low\[1\] is nan"):
+        policy_metadata(actor, ["policy"], {"action": {"low": [0.0, float("nan")]}})
+    with pytest.raises(ValueError, match=r"action.low\[0\] = 1.0 > action.high\[0\] = 0.5 \(inverted limits\)"):
+        policy_metadata(actor, ["policy"], {"action": {"low": [1.0, 0.0], "high": [0.5, 1.0]}})
+    meta = policy_metadata(actor, ["policy"], {"action": {"low": [-float("inf"), 0.0], "high": [float("inf"), 1.0]}})
+    assert meta["action"]["low"] == [None, 0.0] and meta["action"]["high"] == [None, 1.0]
+    with pytest.raises(ValueError, match="history=3: the policy's 4 inputs are not a whole number of steps"):
+        policy_metadata(actor, ["policy"], history=3)
 
 
 def test_cli_export(pendulum_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,11 +7,16 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
+import tasks.legged  # noqa: F401 -- registers go1-flat
+from deploy.export import read_metadata
+from rsl_rl.cli.env_config import FUNCTION_KEY, config_from_data, config_to_data
 from rsl_rl.cli.main import main
+from rsl_rl.registry import get_task, task_names
 
 
 def train(run_dir: Path, *extra: str) -> None:
@@ -35,7 +40,8 @@ def test_train_writes_the_run_directory(tmp_path: Path, capsys: pytest.CaptureFi
     config = json.loads((run / "config.json").read_text())
     assert config["task"] == "pendulum" and config["algorithm"]["learning_rate"] == 3e-4
     state = torch.load(run / "model_4.pt", weights_only=True)
-    assert state["infos"] == {"task": "pendulum"} and state["config"]["algorithm"]["learning_rate"] == 3e-4
+    assert state["infos"]["task"] == "pendulum" and state["config"]["algorithm"]["learning_rate"] == 3e-4
+    assert state["infos"]["env_cfg"] == config["env"]  # config.json holds the env config the checkpoint stores
     assert list(run.glob("events.out.tfevents.*"))
 
 
@@ -129,3 +135,102 @@ def test_console_script_is_installed() -> None:
     exe = Path(sys.executable).parent / "rsl-rl"
     result = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "list-tasks" in result.stdout
+
+
+# --- the resolved env config in checkpoints (issue 10, item 6) --------------------------------------------------------
+
+
+def test_env_overrides_reach_checkpoint_config_json_export_play_and_deploy_sim(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    # A weaker motor and 3-step episodes: both change what export, play and deploy-sim must rebuild.
+    train(run, "--env.max-torque", "0.5", "--env.max-episode-steps", "3", "--agent.stop-at-return", "1000")
+    state = torch.load(run / "model_4.pt", weights_only=True)  # plain data: loads without running code
+    env = state["infos"]["env_cfg"]
+    assert env["max_torque"] == 0.5 and env["max_episode_steps"] == 3 and env["num_envs"] == 16
+    assert json.loads((run / "config.json").read_text())["env"] == env
+    assert env["rewards"]["angle"]["func"] == {FUNCTION_KEY: "tasks.classic.pendulum:angle_cost"}
+    # The export written by `train`, and a fresh `rsl-rl export`: the override is in the metadata.
+    for policy in (run / "exported" / "policy.onnx", tmp_path / "again" / "policy.onnx"):
+        if not policy.exists():
+            assert main(["export", "--checkpoint", str(run), "--out-dir", str(policy.parent)]) == 0
+        meta = read_metadata(policy)
+        assert meta["action"]["low"] == [-0.5] and meta["action"]["high"] == [0.5]
+        assert meta["env_config"]["max_torque"] == 0.5 and meta["env_config"]["max_episode_steps"] == 3
+    capsys.readouterr()
+    # play runs the stored 3-step episodes (each step costs at most 16.3), and --env-set still edits on top.
+    assert main(["play", "--checkpoint", str(run), "--num-envs", "2"]) == 0
+    mean = float(capsys.readouterr().out.split("mean return over 2 episodes: ")[1].split()[0])
+    assert -3 * 16.3 <= mean <= 0.0
+    assert main(["play", "--checkpoint", str(run), "--num-envs", "2", "--env-set", "max_episode_steps=1"]) == 0
+    assert float(capsys.readouterr().out.split("mean return over 2 episodes: ")[1].split()[0]) >= -16.3
+    # deploy-sim rebuilds the same task from the policy file alone.
+    assert main(["deploy-sim", "--policy", str(run / "exported" / "policy.onnx"), "--episodes", "2"]) == 0
+    assert "mean length 3," in capsys.readouterr().out
+    # --resume continues in the stored env without repeating the overrides; an --env flag still edits it.
+    argv = [
+        "train",
+        "--task",
+        "pendulum",
+        "--run-dir",
+        str(run),
+        "--max-iterations",
+        "6",
+        "--agent.stop-at-return",
+        "1e3",
+    ]
+    assert main([*argv, "--resume", str(run / "model_4.pt"), "--env.max-episode-steps", "4"]) == 0
+    env = torch.load(run / "model_6.pt", weights_only=True)["infos"]["env_cfg"]
+    assert env["max_torque"] == 0.5 and env["max_episode_steps"] == 4 and env["num_envs"] == 16
+
+
+@pytest.mark.parametrize("name", task_names())
+def test_every_env_config_round_trips_as_plain_data(name: str, tmp_path: Path) -> None:
+    spec = get_task(name)
+    data = config_to_data(spec.env_cfg())
+    torch.save(data, tmp_path / "c.pt")  # what a checkpoint holds ...
+    loaded = torch.load(tmp_path / "c.pt", weights_only=True)  # ... loads with weights_only
+    assert json.loads(json.dumps(loaded)) == data  # ... and is JSON
+    assert config_from_data(spec.env_cfg(), loaded, name) == spec.env_cfg()
+
+
+def test_overrides_removed_and_added_terms_survive() -> None:
+    from tasks.legged import terms
+    from tasks.task import RewardTerm
+
+    spec = get_task("go1-flat")
+    cfg = spec.env_cfg()
+    cfg.robot.action_scale = 0.5
+    cfg.robot.stiffness = {"calf": 40.0, ".*": 30.0}
+    cfg.robot.default_joint_pos["thigh"] = 0.8
+    cfg.commands.lin_vel_x = (0.0, 2.0)
+    cfg.height_scan = ((0.0, 0.1), (0.0,))
+    del cfg.rewards["lin_vel_z"]
+    cfg.rewards["base_height"] = RewardTerm(terms.lin_vel_z_l2, -0.5)  # a term the default config does not list
+    cfg.events = {}
+    rebuilt = config_from_data(spec.env_cfg(), json.loads(json.dumps(config_to_data(cfg))), "go1-flat")
+    assert rebuilt == cfg
+    assert rebuilt.rewards["base_height"].func is terms.lin_vel_z_l2
+    assert isinstance(rebuilt.commands.lin_vel_x, tuple) and isinstance(rebuilt.height_scan[0], tuple)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["rewards"]["torques"].update(func={FUNCTION_KEY: "os:system"}), "function 'os:system' is not"),
+        (lambda d: d["rewards"]["torques"].update(func={FUNCTION_KEY: "builtins:eval"}), "'builtins:eval' is not"),
+        # A module the task uses, but a name that is not a function defined there (math imported by the terms).
+        (lambda d: d["rewards"]["torques"].update(func={FUNCTION_KEY: "tasks.legged.terms:math"}), "terms:math' is"),
+        (lambda d: d["rewards"]["torques"].update(func="tasks.legged.terms:lin_vel_z_l2"), "expected a stored func"),
+        (lambda d: d["robot"].update(nope=1), "env.robot: RobotCfg has no field 'nope'"),
+        (lambda d: d["robot"].update(action_scale="big"), "env.robot.action_scale: expected a float"),
+        (lambda d: d["events"]["push"].update(mode="sometimes"), "env.events['push']: event mode='sometimes'"),
+    ],
+)
+def test_stored_configs_are_checked_and_never_import_code(edit: Any, message: str) -> None:
+    spec = get_task("go1-flat")
+    data = config_to_data(spec.env_cfg())
+    edit(data)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        config_from_data(spec.env_cfg(), data, "go1-flat")

@@ -210,5 +210,127 @@ def test_cli_distill_smoke(teacher: Path, tmp_path: Path, capsys: pytest.Capture
     assert main([*base, "--run-dir", str(run), "--history-length", "2", "--loss", "huber"]) == 0
     assert (run / "exported" / "policy.onnx").exists()
     assert main(["export", "--checkpoint", str(run), "--out-dir", str(tmp_path / "re2")]) == 0
-    assert read_metadata(tmp_path / "re2" / "policy.onnx")["observation"]["dim"] == 2 * 3  # 2 stacked pendulum obs
+    meta = read_metadata(tmp_path / "re2" / "policy.onnx")  # one pendulum obs per step, 2 steps stacked
+    assert meta["observation"]["dim"] == 3 and meta["history"]["length"] == 2
     assert main([*base, "--run-dir", str(tmp_path / "bad"), "--loss", "l1"]) == 2
+
+
+# --- non-finite labels: skipped, counted, reported ---------------------------------------------------------------
+
+
+class NaNTeacherPendulum(PartialPendulum):
+    """PartialPendulum whose teacher group (``policy``) holds NaN in env 0 at the chosen acting steps (counted from
+    0 over the whole run), and in every env from ``all_from`` on; the student group stays finite."""
+
+    def __init__(self, env: PendulumEnv, nan_steps: set[int], all_from: int | None = None) -> None:
+        super().__init__(env)
+        self.nan_steps, self.all_from, self.t = nan_steps, all_from, 0
+
+    def step(self, actions: torch.Tensor):  # noqa: ANN201
+        obs, reward, terminated, truncated, extras = super().step(actions)
+        self.t += 1  # obs is the observation the student acts on at step t
+        if self.t in self.nan_steps:
+            obs["policy"][0] = float("nan")
+        if self.all_from is not None and self.t >= self.all_from:
+            obs["policy"][:] = float("nan")
+        return obs, reward, terminated, truncated, extras
+
+
+def _nan_runner(teacher: Path, env: NaNTeacherPendulum, student: ActorConfig) -> DistillationRunner:
+    torch.manual_seed(0)
+    cfg = DistillationTrainConfig(
+        num_steps_per_env=32,
+        logger="none",
+        teacher_checkpoint=str(teacher),
+        obs_groups={"student": ["student"]},
+        algorithm=DistillationConfig(num_learning_epochs=3, num_mini_batches=4, gradient_length=8),
+        student=student,
+    )
+    return DistillationRunner(env, cfg, None, "cpu", show_progress=False)
+
+
+STUDENTS = {
+    "mlp": _mlp(),
+    "gru": RNNConfig(rnn_hidden_dim=16, hidden_dims=(32,), distribution_cfg=DistributionConfig(init_std=0.5)),
+}
+
+
+@pytest.mark.parametrize("student", ["mlp", "gru"])
+def test_nan_labels_skip_and_count_their_mini_batches_every_time(
+    teacher: Path, student: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One NaN label in each of three iterations: every epoch skips exactly the one mini-batch that holds it (the
+    second and third time as the first), training goes on with finite losses and parameters, and each iteration
+    warns."""
+    env = NaNTeacherPendulum(PendulumEnv(PendulumCfg(num_envs=16), seed=0), nan_steps={5, 40, 70})
+    runner = _nan_runner(teacher, env, STUDENTS[student])
+    runner.learn(3)
+    for record in runner.logger.history:
+        assert record["discarded_steps"] == 3  # one mini-batch per epoch
+        assert math.isfinite(record["Loss/distillation"]) and math.isfinite(record["Loss/mean_abs_error"])
+    assert all(torch.isfinite(p).all() for p in runner.alg.student.parameters())
+    err = capsys.readouterr().err
+    for it in (1, 2, 3):
+        assert f"iteration {it}: 3 mini-batches had non-finite gradients and were discarded" in err
+
+
+@pytest.mark.parametrize("student", ["mlp", "gru"])
+def test_an_iteration_without_a_finite_mini_batch_stops_with_a_clear_error(teacher: Path, student: str) -> None:
+    """From step 64 (iteration 3) every label is NaN: iterations 1 and 2 train, iteration 3 discards every mini-batch
+    (the parameters stay those of iteration 2) and the runner raises, naming the iteration and the loss."""
+    env = NaNTeacherPendulum(PendulumEnv(PendulumCfg(num_envs=16), seed=0), nan_steps=set(), all_from=64)
+    runner = _nan_runner(teacher, env, STUDENTS[student])
+    runner.learn(2)
+    after_two = [p.detach().clone() for p in runner.alg.student.parameters()]
+    with pytest.raises(FloatingPointError, match=r"iteration 3: non-finite loss .*Loss/distillation"):
+        runner.learn(1)
+    assert all(torch.equal(a, b) for a, b in zip(after_two, runner.alg.student.parameters(), strict=True))
+    # It stays an error on later iterations too.
+    with pytest.raises(FloatingPointError, match=r"iteration 4: non-finite loss"):
+        runner.learn(1)
+
+
+# --- exact resume ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("student", ["gru", "lstm", "history"])
+def test_distillation_resume_equals_uninterrupted_run(teacher: Path, tmp_path: Path, student: str) -> None:
+    """The student's and teacher's hidden states (GRU/LSTM student) and the observation history (MLP-history
+    student) are part of the checkpoint: a run resumed from iteration 2 ends with the uninterrupted run's student
+    and optimiser state, and the same memory."""
+    from rsl_rl.cli.main import seed_everything
+
+    def runner(log_dir: Path | None, seed: int) -> DistillationRunner:
+        seed_everything(seed, deterministic=True)
+        history = 3 if student == "history" else 1
+        rnn = RNNConfig(rnn_type=student, rnn_hidden_dim=16, hidden_dims=(16,)) if student != "history" else None
+        cfg = DistillationTrainConfig(
+            num_steps_per_env=8,
+            save_interval=1000,
+            logger="none",
+            teacher_checkpoint=str(teacher),
+            obs_groups={"student": ["policy"]},
+            algorithm=DistillationConfig(history_length=history, num_mini_batches=2, num_learning_epochs=2),
+            student=rnn or _mlp(),
+        )
+        env = PendulumEnv(PendulumCfg(num_envs=16), seed=seed)
+        return DistillationRunner(env, cfg, log_dir, "cpu", show_progress=False)
+
+    straight = runner(None, seed=3)
+    straight.learn(4)
+    first = runner(tmp_path, seed=3)
+    first.learn(2)
+    resumed = runner(None, seed=999)
+    resumed.load(tmp_path / "model_2.pt")
+    resumed.learn(2)
+    a, b = straight.alg.student.state_dict(), resumed.alg.student.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    state, other = straight.alg.optimizer.state_dict()["state"], resumed.alg.optimizer.state_dict()["state"]
+    assert all(torch.equal(state[k]["exp_avg"], other[k]["exp_avg"]) for k in state)
+    for name, hidden in straight.alg.hidden.items():
+        assert all(torch.equal(x, y) for x, y in zip(hidden, resumed.alg.hidden[name], strict=True)), name
+    if student == "history":
+        assert straight.alg.history is not None and resumed.alg.history is not None
+        assert torch.equal(straight.alg.history.buffer, resumed.alg.history.buffer)
+    else:
+        assert straight.alg.hidden["student"][0].abs().sum() > 0

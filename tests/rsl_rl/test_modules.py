@@ -86,3 +86,43 @@ def test_mlp_model_layout_matches_rsl_rl_state_dict_names() -> None:
     assert critic.distribution is None
     with pytest.raises(ValueError, match="activation"):
         ModelConfig(activation="swishy")
+
+
+@pytest.mark.parametrize("std_type", ["log", "softplus", "scalar"])
+@pytest.mark.parametrize("bound", ["min", "max"])
+@pytest.mark.parametrize("std_range", [(0.1, 2.0), (0.7, 1.3), (1e-4, 1e4)])
+def test_std_initialised_at_a_bound_is_finite_and_learns(
+    std_type: str, bound: str, std_range: tuple[float, float]
+) -> None:
+    """``init_std`` equal to a bound of ``std_range``: the parameter is finite, the std equals the bound, and a loss
+    that pulls the std into the range has a finite, non-zero gradient that moves it there, step after step.
+
+    (0.7 and 1.3 are bounds whose float32 logarithm lies outside ``log(bound)``: a bound clamp computed apart from
+    the initial parameter froze a log std started there.)"""
+    lo, hi = std_range
+    init = lo if bound == "min" else hi
+    dist_cfg = DistributionConfig(init_std=init, std_type=std_type, std_range=(lo, hi))
+    actor = MLPModel(4, 3, ActorConfig(hidden_dims=(8,), distribution_cfg=dist_cfg))
+    assert actor.distribution is not None
+    (param,) = actor.distribution.parameters()
+    assert torch.isfinite(param).all()
+    torch.testing.assert_close(actor.std(), torch.full((3,), init))
+    direction = 1.0 if bound == "min" else -1.0  # the loss falls as the std moves into the range
+    opt = torch.optim.Adam([param], lr=1e-2)  # steps of ~1e-2 in θ whatever the scale of the gradient
+    previous = actor.std().detach()
+    for _ in range(3):
+        opt.zero_grad()
+        (-direction * actor.std().sum()).backward()
+        assert param.grad is not None
+        assert torch.isfinite(param.grad).all() and (param.grad != 0).all(), param.grad
+        opt.step()
+        std = actor.std().detach()
+        assert (direction * (std - previous) > 0).all(), (previous, std)
+        previous = std
+
+
+@pytest.mark.parametrize("init_std", [1e-4, 0.05, 1.0, 30.0, 1e4])
+def test_softplus_std_starts_at_init_std(init_std: float) -> None:
+    dist_cfg = DistributionConfig(init_std=init_std, std_type="softplus")
+    actor = MLPModel(2, 2, ActorConfig(hidden_dims=(4,), distribution_cfg=dist_cfg))
+    torch.testing.assert_close(actor.std(), torch.full((2,), init_std), rtol=1e-6, atol=0.0)

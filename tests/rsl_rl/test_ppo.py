@@ -122,13 +122,56 @@ def test_non_finite_gradients_discard_the_step(optimizer: str) -> None:
     assert any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))
 
 
-def test_learning_rate_adapts_on_device_without_changing_type() -> None:
-    ppo = make_ppo(num_envs=8, steps=6, learning_rate=1e-3, schedule="adaptive")
-    fill_rollout(ppo)
-    ppo.update()
-    assert isinstance(ppo.learning_rate, torch.Tensor)
-    assert ppo.optimizer.param_groups[0]["lr"] is ppo.learning_rate
-    assert 1e-5 <= ppo.learning_rate.item() <= 1e-2
+def update_at_kl(ppo: PPO, kl: float, seed: int) -> dict[str, torch.Tensor]:
+    """Collect a rollout, then shift the actor's mean by Δ = σ·√(2·kl) before the update, so that the update's
+    (single) mini-batch measures KL(π_old ‖ π) = Δ²/(2σ²) = ``kl`` before its step (one action, std σ)."""
+    fill_rollout(ppo, seed)
+    last = ppo.actor.mlp[-1]
+    assert isinstance(last, torch.nn.Linear)
+    with torch.no_grad():
+        last.bias += ppo.actor.std() * (2.0 * kl) ** 0.5
+    return ppo.update()
+
+
+def test_adaptive_learning_rate_follows_the_kl_of_real_updates() -> None:
+    """rsl_rl's rule on real PPO updates: KL > 2·KL* divides the lr by 1.5, KL < KL*/2 multiplies it by 1.5, KL in
+    between keeps it; each repeated (second, third) occurrence acts again, and the bounds hold."""
+    desired, lo, hi = 0.01, 1e-5, 1e-2
+    ppo = make_ppo(
+        num_envs=8,
+        steps=6,
+        learning_rate=1e-3,
+        schedule="adaptive",
+        desired_kl=desired,
+        learning_rate_bounds=(lo, hi),
+        num_mini_batches=1,
+        num_learning_epochs=1,
+    )
+    seed = 0
+
+    def step(kl: float) -> tuple[float, float]:
+        nonlocal seed
+        seed += 1
+        before = ppo.learning_rate.item()
+        stats = update_at_kl(ppo, kl, seed)
+        assert stats["kl"].item() == pytest.approx(kl, rel=1e-3)  # the setup measures what it claims
+        assert ppo.optimizer.param_groups[0]["lr"] is ppo.learning_rate  # still the device tensor
+        return before, ppo.learning_rate.item()
+
+    for _ in range(3):  # well above 2·KL*: falls by the factor each time
+        before, after = step(4.0 * desired)
+        assert after == pytest.approx(before / 1.5, rel=1e-6)
+    for _ in range(3):  # well below KL*/2: rises by the factor each time
+        before, after = step(desired / 4.0)
+        assert after == pytest.approx(before * 1.5, rel=1e-6)
+    for kl in (0.6 * desired, desired, 1.9 * desired):  # in between: unchanged
+        before, after = step(kl)
+        assert after == before
+    # Bounds: from just above the lower bound, high KL stops at it and stays there; likewise at the upper bound.
+    ppo.learning_rate.fill_(1.2 * lo)
+    assert [step(4.0 * desired)[1] for _ in range(3)] == pytest.approx([lo] * 3, rel=1e-6)
+    ppo.learning_rate.fill_(0.8 * hi)
+    assert [step(desired / 4.0)[1] for _ in range(3)] == pytest.approx([hi] * 3, rel=1e-6)
 
 
 def test_config_errors_name_the_field() -> None:

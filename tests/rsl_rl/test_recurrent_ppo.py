@@ -118,3 +118,58 @@ def test_trained_recurrent_policy_exports_with_deploy_parity(rnn_type: str, tmp_
     assert report.max_abs_diff_onnx <= 1e-5 and report.max_abs_diff_torchscript <= 1e-5
     assert report.metadata["recurrent"]["type"] == rnn_type
     assert np.isfinite(report.max_abs_diff_onnx)
+
+
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+def test_recurrent_resume_equals_uninterrupted_run(tmp_path: Path, rnn_type: str) -> None:
+    """The actor's and critic's hidden states during collection are part of the checkpoint: a run resumed from
+    iteration 3 (mid-episode: pendulum episodes last 200 steps) ends with the uninterrupted run's parameters."""
+    from rsl_rl.cli.main import seed_everything
+    from tasks.classic.pendulum import PendulumCfg, PendulumEnv
+
+    def runner(log_dir: Path | None, seed: int) -> OnPolicyRunner:
+        seed_everything(seed, deterministic=True)
+        rnn = RNNConfig(rnn_type=rnn_type, rnn_hidden_dim=16, hidden_dims=(16,))
+        cfg = TrainConfig(num_steps_per_env=8, save_interval=1000, logger="none", actor=rnn, critic=rnn)
+        cfg.algorithm.num_mini_batches = 2
+        cfg.algorithm.num_learning_epochs = 2
+        env = PendulumEnv(PendulumCfg(num_envs=16), seed=seed)
+        return OnPolicyRunner(env, cfg, log_dir, "cpu", show_progress=False)
+
+    straight = runner(None, seed=5)
+    straight.learn(6)
+    first = runner(tmp_path, seed=5)
+    first.learn(3)
+    assert any(h.abs().sum() > 0 for state in first.alg.hidden.values() for h in state)
+    resumed = runner(None, seed=999)
+    resumed.load(tmp_path / "model_3.pt")
+    resumed.learn(3)
+    for name in ("actor", "critic"):
+        a, b = getattr(straight.alg, name).state_dict(), getattr(resumed.alg, name).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    for name, state in straight.alg.hidden.items():
+        assert all(torch.equal(x, y) for x, y in zip(state, resumed.alg.hidden[name], strict=True)), name
+
+
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+def test_a_nan_observation_is_forgotten_when_its_episode_ends(rnn_type: str) -> None:
+    """A NaN observation poisons its env's hidden state; the reset at the end of that episode must clear it (a mask
+    product keeps NaN: NaN·0 = NaN), in acting and in the BPTT sequence forward alike, the second time as the first."""
+    from rsl_rl.modules.rnn import RNNModel, reset_hidden
+
+    torch.manual_seed(0)
+    model = RNNModel(3, 2, RNNConfig(rnn_type=rnn_type, rnn_hidden_dim=8, hidden_dims=(8,)))
+    obs = torch.randn(6, 4, 3)
+    obs[0, 1] = obs[3, 1] = float("nan")  # env 1, steps 0 and 3; its episodes end at steps 0 and 3
+    dones = torch.zeros(6, 4, dtype=torch.bool)
+    dones[0, 1] = dones[3, 1] = True
+    with torch.no_grad():
+        hidden = model.initial_hidden(4)
+        for t in range(6):
+            out, hidden = model(obs[t], hidden)
+            hidden = reset_hidden(hidden, dones[t])
+            assert torch.isfinite(torch.stack(hidden)).all(), t
+            if t not in (0, 3):
+                assert torch.isfinite(out).all(), t
+        seq, last = model.forward_sequence(obs, model.initial_hidden(4), dones)
+    assert torch.isfinite(seq[[1, 2, 4, 5]]).all() and torch.isfinite(torch.stack(last)).all()

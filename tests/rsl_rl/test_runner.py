@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -12,10 +14,12 @@ import pytest
 import torch
 from point_mass import PointMassVecEnv, rsl_rl_train_cfg
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensordict import TensorDict, TensorDictBase
 
 from rsl_rl.cli.main import seed_everything
 from rsl_rl.runners import OnPolicyRunner, TrainConfig
 from rsl_rl.runners.checkpoint import load_checkpoint
+from rsl_rl.runners.on_policy import move_to_device
 from tasks.classic.pendulum import PendulumCfg, PendulumEnv
 
 
@@ -192,3 +196,170 @@ def test_max_wall_seconds_stops_training_after_the_iteration_that_reaches_it() -
     runner.train_cfg.max_wall_seconds = None
     runner.learn(2)
     assert runner.current_learning_iteration == 3
+
+
+# --- env and learner on different devices ----------------------------------------------------------------------------
+
+
+def _layout(value: Any) -> Any:
+    """``value`` with every tensor replaced by its type, dtype and shape (and a TensorDict's batch size)."""
+    if isinstance(value, TensorDictBase):
+        return ("TensorDict", tuple(value.batch_size), {k: _layout(v) for k, v in value.items()})
+    if isinstance(value, torch.Tensor):
+        return ("Tensor", value.dtype, tuple(value.shape))
+    if isinstance(value, dict):
+        return {k: _layout(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_layout(v) for v in value)
+    return value
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, TensorDictBase):
+        return [t for t in value.values(include_nested=True, leaves_only=True) if isinstance(t, torch.Tensor)]
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    if isinstance(value, list | tuple):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
+def test_move_to_device_moves_every_tensor_of_nested_extras_and_nothing_else() -> None:
+    """The runner moves the env's extras to the learner's device (issue 10: final_obs and episode statistics stayed on
+    the env's device). No CUDA here, so the target is the meta device: every tensor must land there, the layout
+    (keys, dtypes, shapes, batch sizes) and the non-tensor values stay as they were, and the input is not modified."""
+    obs = TensorDict({"policy": torch.randn(4, 3)}, batch_size=[4])
+    final = TensorDict(
+        {"policy": torch.randn(4, 3), "nested": TensorDict({"height": torch.randn(4, 7)}, batch_size=[4])},
+        batch_size=[4],
+    )
+    extras: dict[str, Any] = {
+        "final_obs": final,
+        "acted_on": obs,
+        "episode": {"reward/alive": torch.ones(4), "deeper": {"steps": torch.arange(4)}},
+        "log": {"/terrain/level": 2.5, "Episode/speed": torch.tensor(1.0, dtype=torch.float64)},
+        "counts": {"invalid_worlds": torch.tensor(3)},
+        "time_outs": torch.zeros(4, dtype=torch.bool),
+        "pairs": [torch.ones(2), 3, ("name", torch.zeros(1))],
+        "name": "hopper",
+        "none": None,
+    }
+    before = _layout(extras)
+    moved_obs = obs.to("meta")
+    moved = move_to_device(extras, torch.device("meta"), {id(obs): moved_obs})
+    assert _layout(moved) == before
+    assert len(_tensors(moved)) == len(_tensors(extras)) == 10
+    assert all(t.device.type == "meta" for t in _tensors(moved))
+    assert moved["final_obs"].device == torch.device("meta")
+    # An object moved already (the observation the policy acted on) is reused, not copied again.
+    assert moved["acted_on"] is moved_obs
+    assert moved["name"] is extras["name"] and moved["none"] is None and moved["log"]["/terrain/level"] == 2.5
+    # The env's own extras are untouched.
+    assert _layout(extras) == before and all(t.device.type == "cpu" for t in _tensors(extras))
+
+
+# --- resume: episode lengths, logger step and logged statistics ------------------------------------------------------
+
+
+def test_resume_does_not_rerandomise_episode_lengths(tmp_path: Path) -> None:
+    """A training script passes ``init_at_random_ep_len=True`` to every ``learn()``, resumed or not (rsl_rl's
+    scripts do): the restored env state holds the episode lengths, which must not be drawn again."""
+    straight = pendulum_runner(None, seed=7)
+    straight.learn(6, init_at_random_ep_len=True)
+    first = pendulum_runner(tmp_path, seed=7)
+    first.learn(3, init_at_random_ep_len=True)
+    resumed = pendulum_runner(None, seed=999)
+    resumed.load(tmp_path / "model_3.pt")
+    resumed.learn(3, init_at_random_ep_len=True)
+    assert torch.equal(resumed._env.episode_length_buf, straight._env.episode_length_buf)
+    assert all(torch.equal(a, b) for a, b in zip(parameters(straight), parameters(resumed), strict=True))
+
+
+def test_env_without_state_is_still_spread_on_resume(tmp_path: Path) -> None:
+    """An env that cannot save its state (rsl_rl-style envs behind the adapter) starts fresh on resume: its
+    episode lengths are spread again, as on a fresh start."""
+    first = OnPolicyRunner(PointMassVecEnv(), rsl_rl_train_cfg(), log_dir=str(tmp_path), device="cpu")
+    first.learn(2)
+    env = PointMassVecEnv(max_episode_length=1000)
+    resumed = OnPolicyRunner(env, rsl_rl_train_cfg(), log_dir=None, device="cpu", show_progress=False)
+    resumed.load(tmp_path / "model_2.pt")
+    resumed.learn(1, init_at_random_ep_len=True)
+    assert env.episode_length_buf.unique().numel() > 1
+
+
+def scalars(log_dir: Path, tag: str) -> list[tuple[int, float]]:
+    acc = EventAccumulator(str(log_dir))
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+def test_resumed_run_continues_the_logger_without_duplicate_steps(tmp_path: Path) -> None:
+    """Resumed into the same run directory from a checkpoint older than the last logged iteration (a crash after
+    model_4.pt): TensorBoard holds every iteration once, and the resumed iterations log what the uninterrupted run
+    logged (episode returns included: episodes in progress keep their running sums)."""
+    straight_dir, run_dir = tmp_path / "straight", tmp_path / "run"
+
+    def runner(log_dir: Path, seed: int) -> OnPolicyRunner:
+        r = pendulum_runner(log_dir, seed)
+        r.train_cfg.logger, r.train_cfg.save_interval = "tensorboard", 4
+        r.logger.kind = "tensorboard"
+        return r
+
+    straight = runner(straight_dir, seed=11)
+    straight.learn(8, init_at_random_ep_len=True)
+    straight.logger.close()
+    first = runner(run_dir, seed=11)
+    first.learn(6, init_at_random_ep_len=True)  # logs iterations 0..5, saves model_4.pt (and model_6.pt)
+    first.logger.close()
+    resumed = runner(run_dir, seed=999)
+    resumed.load(run_dir / "model_4.pt")
+    resumed.learn(4, init_at_random_ep_len=True)
+    resumed.logger.close()
+    for tag in ("Loss/value_function", "Train/mean_reward", "Train/mean_episode_length", "Policy/mean_std"):
+        logged, expected = scalars(run_dir, tag), scalars(straight_dir, tag)
+        assert [step for step, _ in logged] == [step for step, _ in expected], tag
+        assert logged == expected, tag
+    assert [step for step, _ in scalars(run_dir, "Perf/total_fps")] == list(range(8))
+
+
+def test_episode_tracker_keeps_a_nan_inside_its_own_episode() -> None:
+    """A NaN reward or episode statistic of one env spoils that env's episode only: not the episodes other envs end
+    at the same step, and not that env's next episodes (NaN·0 = NaN, so masks must select, not multiply)."""
+    from rsl_rl.runners.logger import EpisodeTracker
+
+    nan = float("nan")
+    tracker = EpisodeTracker(3, torch.device("cpu"))
+    # Env 0 is mid-episode with a NaN reward and a NaN statistic; envs 1 and 2 end episodes of return 1 and 3.
+    tracker.track(
+        torch.tensor([nan, 1.0, 3.0]),
+        torch.tensor([False, True, True]),
+        {"episode": {"x": torch.tensor([nan, 2.0, 4.0])}},
+    )
+    first = tracker.collect()
+    assert first["mean_return"] == 2.0 and first["Episode/x"] == 3.0 and first["mean_episode_length"] == 1.0
+    tracker.track(torch.tensor([0.0, 1.0, 1.0]), torch.tensor([True, False, False]), {})
+    assert math.isnan(tracker.collect()["mean_return"])  # env 0's own episode is NaN
+    for _ in range(2):  # its next episodes, the second and the third, are clean again
+        tracker.track(torch.tensor([5.0, 0.0, 0.0]), torch.tensor([True, False, False]), {})
+        assert tracker.collect()["mean_return"] == 5.0
+
+
+def test_resume_keeps_the_evaluation_history_for_the_summary(tmp_path: Path) -> None:
+    def runner(log_dir: Path | None, seed: int) -> OnPolicyRunner:
+        r = pendulum_runner(log_dir, seed)
+        r.eval_env = PendulumEnv(PendulumCfg(num_envs=4, max_episode_steps=20), seed=seed + 1)
+        r.train_cfg.eval_interval = 2
+        return r
+
+    first = runner(tmp_path, seed=2)
+    first.learn(4, init_at_random_ep_len=True)  # evaluations after iterations 2 and 4; episodes end
+    assert [it for it, _ in first.eval_history] == [2, 4]
+    resumed = runner(None, seed=999)
+    resumed.load(tmp_path / "model_4.pt")
+    assert resumed.eval_history == first.eval_history
+    assert math.isfinite(first.logger.last_return) and resumed.logger.last_return == first.logger.last_return
+    resumed.learn(2)
+    assert [it for it, _ in resumed.eval_history] == [2, 4, 6]
+    assert resumed.summary("pendulum")["eval_mean_return"] == resumed.eval_history[-1][1]

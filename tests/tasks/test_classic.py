@@ -12,6 +12,7 @@ import torch
 from rsl_rl.registry import get_task, task_names
 from tasks.classic.cartpole import CartPoleCfg, CartPoleEnv, swingup_cfg
 from tasks.classic.pendulum import PendulumCfg, PendulumEnv
+from tasks.classic.torch_task import TorchTask
 
 
 def test_pendulum_matches_gymnasium_for_a_whole_episode() -> None:
@@ -146,3 +147,35 @@ def test_bad_config_values() -> None:
         PendulumEnv(PendulumCfg(dtype="float16"))
     with pytest.raises(KeyError, match="valid tasks: .*pendulum"):
         get_task("pendullum")
+
+
+@pytest.mark.parametrize("name", ["pendulum", "cartpole-swingup"])
+def test_a_non_finite_action_ends_only_its_episode(name: str) -> None:
+    """A NaN or ±inf action ends its env's episode (terminated, reward 0, counted as ``nonfinite_actions``), never
+    reaches the state or the stored action, and leaves the other envs alone (their trajectories are unchanged)."""
+    spec = get_task(name)
+    cfg = spec.env_cfg()
+    cfg.num_envs = 4
+    env, twin = spec.build(cfg, seed=0), spec.build(cfg, seed=0)
+    assert isinstance(env, TorchTask)
+    g = torch.Generator().manual_seed(0)
+    bad_at = {2: (1, float("nan")), 5: (3, float("-inf")), 9: (1, float("inf"))}
+    for step in range(12):
+        actions = torch.randn(4, 1, generator=g)
+        clean = actions.clone()
+        if step in bad_at:
+            env_id, value = bad_at[step]
+            actions[env_id] = value
+        obs, reward, terminated, _, extras = env.step(actions)
+        twin_obs, twin_reward, *_ = twin.step(clean)
+        expected = torch.zeros(4, dtype=torch.bool)
+        if step in bad_at:
+            expected[bad_at[step][0]] = True
+        assert terminated.tolist() == expected.tolist(), step
+        assert int(extras["counts"]["nonfinite_actions"]) == int(expected.sum())
+        assert torch.isfinite(obs["policy"]).all() and torch.isfinite(reward).all()
+        assert torch.isfinite(extras["final_obs"]["policy"]).all() and torch.isfinite(env.action).all()
+        assert (reward[expected] == 0).all()
+        hit = {env_id for at, (env_id, _) in bad_at.items() if at <= step}
+        for i in set(range(4)) - hit:  # envs never given a bad action follow the clean twin exactly
+            assert torch.equal(obs["policy"][i], twin_obs["policy"][i]) and reward[i] == twin_reward[i]

@@ -130,17 +130,30 @@ def test_observation_sizes_match_gymnasium() -> None:
 
 @pytest.mark.parametrize(("env_cls", "cfg_cls"), [(HopperEnv, HopperCfg), (AntEnv, AntCfg)])  # both cpu paths
 def test_unstable_physics_resets_the_world_and_is_counted(env_cls: Any, cfg_cls: Any) -> None:
-    env = env_cls(cfg_cls(num_envs=4, sim=SimConfig(backend="cpu", nthread=1)))
-    mask = torch.tensor([False, False, True, False])
-    qvel = env.sim.qvel.clone()
-    qvel[2] = float("nan")  # a world whose state blew up
-    env.sim.reset(mask, env.sim.qpos.clone(), qvel)
-    obs, reward, terminated, truncated, extras = env.step(torch.zeros(4, env.num_actions))
-    assert terminated.tolist() == [False, False, True, False]
-    assert torch.isfinite(obs["policy"]).all() and torch.isfinite(reward).all()
-    assert torch.isfinite(extras["final_obs"]["policy"]).all()
-    assert extras["counts"]["invalid_physics_resets"].item() == 1
-    assert env.episode_length_buf[2].item() == 0
+    """Worlds blow up again and again -- through MuJoCo's bad-state check (a huge but finite velocity: MuJoCo resets
+    the world itself and warns) and through a non-finite state -- in several worlds on both threads, twice in a row,
+    and right after a reset. Every blow-up ends exactly that world's episode, earns nothing, is counted once, and no
+    NaN reaches observations, rewards or final observations."""
+    n = 6
+    env = env_cls(cfg_cls(num_envs=n, sim=SimConfig(backend="cpu", nthread=2)))
+    counted = blown = 0
+    for t in range(24):
+        huge = torch.tensor([(t + w) % 6 < 2 for w in range(n)])
+        nan = torch.tensor([(t + 3 * w) % 8 == 0 for w in range(n)]) & ~huge
+        qvel = env.sim.qvel.clone()
+        qvel[huge] = 1e11
+        qvel[nan] = float("nan")
+        env.sim.reset(huge | nan, env.sim.qpos.clone(), qvel)
+        actions = torch.zeros(n, env.num_actions)
+        obs, reward, terminated, truncated, extras = env.step(actions)
+        assert terminated.tolist() == (huge | nan).tolist(), f"step {t}"
+        assert torch.isfinite(obs["policy"]).all() and torch.isfinite(reward).all()
+        assert torch.isfinite(extras["final_obs"]["policy"]).all()
+        assert (reward[huge | nan] == 0).all()
+        assert (env.episode_length_buf[huge | nan] == 0).all()
+        counted += int(extras["counts"]["invalid_physics_resets"])
+        blown += int((huge | nan).sum())
+    assert counted == blown and blown >= 30
 
 
 def test_truncation_after_max_episode_steps() -> None:
