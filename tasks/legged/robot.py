@@ -34,8 +34,10 @@ class RobotCfg:
 
     name: str = "go1"
     """Robot name (metadata and logs)."""
-    mjcf: str = os.path.join(HERE, "go1.xml")
-    """MJCF file of the robot (no ground needed); ignored when ``menagerie`` is set."""
+    mjcf: str = "go1.xml"
+    """MJCF file of the robot (no ground needed); ignored when ``menagerie`` is set. A relative path is looked up in
+    the working directory, then in ``tasks/legged/`` (the packaged ``go1.xml``), so a config stored in a checkpoint
+    still finds the packaged file on another machine or install."""
     menagerie: str = ""
     """``"<robot dir>/<file>.xml"`` of a MuJoCo Menagerie model, loaded from a local checkout (``MENAGERIE_ROOT`` or
     the ``mujoco_menagerie`` cache); never downloaded."""
@@ -82,9 +84,12 @@ class RobotCfg:
     def resolve_mjcf(self) -> str:
         """Path of the robot's MJCF file; a clear error when a Menagerie model is not available locally."""
         if not self.menagerie:
-            if not os.path.isfile(self.mjcf):
-                raise FileNotFoundError(f"robot '{self.name}': MJCF file not found: {self.mjcf}")
-            return self.mjcf
+            for path in (self.mjcf, os.path.join(HERE, self.mjcf)):  # joining an absolute path gives it back
+                if os.path.isfile(path):
+                    return path
+            raise FileNotFoundError(
+                f"robot '{self.name}': MJCF file not found: {self.mjcf} (looked in the working directory and {HERE})"
+            )
         roots = [os.environ.get("MENAGERIE_ROOT", ""), os.environ.get("MENAGERIE_CACHE_DIR", "")]
         try:  # the package's own cache, if it has one (no download: only look)
             import mujoco_menagerie  # pyright: ignore[reportMissingImports]

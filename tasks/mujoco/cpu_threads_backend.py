@@ -155,9 +155,12 @@ class ThreadPoolBackend(HostMirror):
     def _stepped_with_warning(self, thread: int, run: Any) -> bool:
         """Run ``run()`` on the thread's MjData; True when it raised a bad-state warning."""
         counts = self._warning_counts[thread]  # a live view of the MjData's warning counters
-        counts[_BAD_STATE] = 0
+        # Scalar reads and writes: this runs per world and step while holding the GIL, and numpy fancy indexing
+        # costs ~10x more (measured: the Ant task 9 % slower with it).
+        qacc, qpos, qvel = _BAD_STATE
+        counts[qacc] = counts[qpos] = counts[qvel] = 0
         run()
-        return bool(counts[_BAD_STATE].any())
+        return bool(counts[qacc] or counts[qpos] or counts[qvel])
 
     def _step_range(self, thread: int, lo: int, hi: int) -> None:
         for i in range(lo, hi):

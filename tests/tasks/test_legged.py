@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -64,10 +65,22 @@ def test_missing_robot_parts_give_clear_errors(tmp_path: Path) -> None:
         RobotCfg(menagerie="unitree_go1/absent.xml").resolve_mjcf()
 
 
+def test_the_packaged_robot_file_is_named_portably(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default robot names its MJCF relative to the package, so a config stored in a checkpoint (export, play,
+    deploy-sim rebuild the task from it) finds the file on another machine or install; a file in the working directory
+    with a relative name still wins."""
+    cfg = RobotCfg()
+    assert not os.path.isabs(cfg.mjcf)
+    monkeypatch.chdir(tmp_path)
+    assert Path(cfg.resolve_mjcf()).is_file() and Path(cfg.resolve_mjcf()).name == "go1.xml"
+    (tmp_path / "mine.xml").write_text(Path(cfg.resolve_mjcf()).read_text())
+    assert Path(RobotCfg(mjcf="mine.xml").resolve_mjcf()).resolve() == (tmp_path / "mine.xml").resolve()
+
+
 def test_a_menagerie_robot_loads_by_name_through_the_same_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "menagerie" / "unitree_go1"
     root.mkdir(parents=True)
-    shutil.copy(RobotCfg().mjcf, root / "go1.xml")
+    shutil.copy(RobotCfg().resolve_mjcf(), root / "go1.xml")
     monkeypatch.setenv("MENAGERIE_ROOT", str(tmp_path / "menagerie"))
     robot = dataclasses.replace(RobotCfg(), name="go1-menagerie", menagerie="unitree_go1/go1.xml")
     env = make(n=2, robot=robot)
@@ -260,6 +273,11 @@ def test_reward_terms_hand_values() -> None:
     env.last_air_time = torch.tensor([[0.8, 0.3, 0.0, 0.0], [0.9, 0.0, 0.0, 0.0]], **f64)
     env.first_contact = torch.tensor([[True, False, False, False], [True, False, False, False]])
     assert torch.allclose(t.feet_air_time(env, threshold=0.5), torch.tensor([0.3, 0.0], **f64))
+    # Turning in place is moving: its steps earn air time too (else standing and twisting is the easier answer).
+    turn = env.command.clone()
+    env.command = torch.tensor([[1.0, 0.0, 0.5], [0.0, 0.0, 0.6]], **f64)
+    assert torch.allclose(t.feet_air_time(env, threshold=0.5), torch.tensor([0.3, 0.4], **f64))
+    env.command = turn
     env.penalized_force = torch.tensor([[0.0, 5.0, 0.5, 2.0] + [0.0] * 4, [0.0] * 8], **f64)
     assert torch.allclose(t.undesired_contacts(env, threshold=1.0), torch.tensor([2.0, 0.0], **f64))
     env.projected_gravity = torch.tensor([[0.0, 0.0, -1.0], [0.6, 0.0, -0.8]], **f64)

@@ -167,6 +167,11 @@ def test_warp_masked_reset_and_parameters() -> None:
     a.set_params("body_mass", heavy, mask)
     assert torch.equal(a.params["body_mass"][3], heavy[3])
     assert torch.equal(a.params["body_mass"][0], b.params["body_mass"][0])
+    # Stepped: the heavier world moves differently, the others exactly as before.
+    b.reset(mask, a.qpos.clone(), a.qvel.clone())  # same state in both, world 3 included
+    heavier, same = rollout(a, actions[:10]), rollout(b, actions[:10])
+    assert torch.equal(heavier[:, ~mask], same[:, ~mask])
+    assert (heavier[:, mask] - same[:, mask]).abs().max().item() > 1e-3
     assert np.isfinite(a.qpos.numpy()).all()
 
 
