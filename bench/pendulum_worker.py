@@ -23,7 +23,7 @@ import torch  # noqa: E402
 def ours(seed: int) -> dict[str, float]:
     import dataclasses
 
-    from rsl_rl.cli.main import seed_everything
+    from rsl_rl.cli.run_support import seed_everything
     from rsl_rl.registry import get_task
     from rsl_rl.runners import OnPolicyRunner
 

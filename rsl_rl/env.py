@@ -86,6 +86,19 @@ class Env(ABC):
         """
         return {}
 
+    def action_bounds(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Optional: ``(low, high)`` ``[num_actions]`` that the env clips actions to; SAC maps its squashed output onto
+        them. Default: the ``low``/``high`` of :meth:`deployment_spec` when every entry is finite, else None."""
+        action = self.deployment_spec().get("action", {})
+        low, high = action.get("low"), action.get("high")
+        if low is None or high is None or any(v is None for v in (*low, *high)):
+            return None
+        low_t = torch.tensor([float(v) for v in low], device=self.device)
+        high_t = torch.tensor([float(v) for v in high], device=self.device)
+        if not (torch.isfinite(low_t).all() and torch.isfinite(high_t).all()):
+            return None
+        return low_t, high_t
+
     def render(self, worlds: tuple[int, ...] = (0,), width: int = 640, height: int = 480) -> Any:
         """Optional: RGB frames ``uint8 [len(worlds), height, width, 3]`` of the chosen envs (numpy)."""
         raise NotImplementedError(f"{type(self).__name__} cannot render")

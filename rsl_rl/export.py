@@ -21,6 +21,10 @@ from rsl_rl.atomic import atomic_write
 from rsl_rl.modules.mlp import MLPModel
 from rsl_rl.modules.normalizer import EmpiricalNormalization
 from rsl_rl.modules.rnn import RNNModel
+from rsl_rl.modules.sac_models import SquashedGaussianActor
+
+Actor = MLPModel | RNNModel | SquashedGaussianActor
+"""Every actor a runner can export: PPO's MLP or RNN, SAC's squashed Gaussian."""
 
 ONNX_OPSET = 18
 
@@ -31,7 +35,7 @@ class InferencePolicy(nn.Module):
     Accepts the env's observation TensorDict (as rsl_rl's inference policy does) or an already concatenated tensor.
     """
 
-    def __init__(self, actor: MLPModel, obs_groups: list[str]) -> None:
+    def __init__(self, actor: MLPModel | SquashedGaussianActor, obs_groups: list[str]) -> None:
         super().__init__()
         self.actor = actor
         self.obs_groups = list(obs_groups)
@@ -70,7 +74,7 @@ class RecurrentInferencePolicy(nn.Module):
         self.hidden = tuple(h * keep for h in self.hidden)
 
 
-def inference_policy(actor: MLPModel | RNNModel, obs_groups: list[str]) -> InferencePolicy | RecurrentInferencePolicy:
+def inference_policy(actor: Actor, obs_groups: list[str]) -> InferencePolicy | RecurrentInferencePolicy:
     """The deterministic policy of an actor: stateless for an MLP, with a carried hidden state for an RNN."""
     if isinstance(actor, RNNModel):
         return RecurrentInferencePolicy(actor, obs_groups)
@@ -80,7 +84,7 @@ def inference_policy(actor: MLPModel | RNNModel, obs_groups: list[str]) -> Infer
 class _Normalize(nn.Module):
     """The running statistics frozen into constants: ``(obs − offset) / scale``."""
 
-    def __init__(self, actor: MLPModel | RNNModel) -> None:
+    def __init__(self, actor: Actor) -> None:
         super().__init__()
         normalizer = actor.obs_normalizer
         if isinstance(normalizer, EmpiricalNormalization):
@@ -105,6 +109,25 @@ class ExportedPolicy(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.normalize(obs))
+
+
+class ExportedSACPolicy(nn.Module):
+    """SAC's deterministic action: normaliser, MLP, the mean half of its output, tanh, onto the bounds
+    (:func:`rsl_rl.modules.sac_models.squash_to_bounds`)."""
+
+    def __init__(self, actor: SquashedGaussianActor) -> None:
+        super().__init__()
+        self.normalize = _Normalize(actor)
+        self.mlp = copy.deepcopy(actor.mlp).cpu().eval()
+        self.num_actions = actor.output_dim
+        center = actor.action_center.detach().cpu()
+        self.center = nn.Parameter(center.clone(), requires_grad=False)
+        self.up = nn.Parameter((actor.action_high.detach().cpu() - center).clone(), requires_grad=False)
+        self.down = nn.Parameter((center - actor.action_low.detach().cpu()).clone(), requires_grad=False)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        u = torch.tanh(self.mlp(self.normalize(obs))[:, : self.num_actions])
+        return self.center + u * torch.where(u >= 0, self.up, self.down)
 
 
 class ExportedGRUPolicy(nn.Module):
@@ -137,14 +160,16 @@ class ExportedLSTMPolicy(nn.Module):
         return self.mlp(y.squeeze(0)), h_out, c_out
 
 
-def exportable(actor: MLPModel | RNNModel) -> nn.Module:
+def exportable(actor: Actor) -> nn.Module:
     """The export module of an actor."""
+    if isinstance(actor, SquashedGaussianActor):
+        return ExportedSACPolicy(actor)
     if isinstance(actor, RNNModel):
         return ExportedGRUPolicy(actor) if actor.cfg.rnn_type == "gru" else ExportedLSTMPolicy(actor)
     return ExportedPolicy(actor)
 
 
-def io_names(actor: MLPModel | RNNModel) -> tuple[list[str], list[str]]:
+def io_names(actor: Actor) -> tuple[list[str], list[str]]:
     """ONNX input and output names."""
     if isinstance(actor, RNNModel):
         if actor.cfg.rnn_type == "gru":
@@ -153,16 +178,14 @@ def io_names(actor: MLPModel | RNNModel) -> tuple[list[str], list[str]]:
     return ["obs"], ["actions"]
 
 
-def example_inputs(actor: MLPModel | RNNModel, batch: int = 1) -> tuple[torch.Tensor, ...]:
+def example_inputs(actor: Actor, batch: int = 1) -> tuple[torch.Tensor, ...]:
     obs = torch.zeros(batch, actor.obs_dim)
     if isinstance(actor, RNNModel):
         return (obs, *actor.initial_hidden(batch))
     return (obs,)
 
 
-def export_onnx(
-    actor: MLPModel | RNNModel, path: str | os.PathLike[str], opset: int = ONNX_OPSET, verbose: bool = False
-) -> Path:
+def export_onnx(actor: Actor, path: str | os.PathLike[str], opset: int = ONNX_OPSET, verbose: bool = False) -> Path:
     """Write the deterministic policy as ONNX with a dynamic batch axis (atomic write)."""
     model = exportable(actor)
     inputs, outputs = io_names(actor)
@@ -185,9 +208,7 @@ def export_onnx(
     return atomic_write(path, write)
 
 
-def export_jit(
-    actor: MLPModel | RNNModel, path: str | os.PathLike[str], extra_files: dict[str, str] | None = None
-) -> Path:
+def export_jit(actor: Actor, path: str | os.PathLike[str], extra_files: dict[str, str] | None = None) -> Path:
     """Write the deterministic policy as a scripted TorchScript module (atomic write)."""
     scripted = torch.jit.script(exportable(actor))
     return atomic_write(path, lambda f: torch.jit.save(scripted, f, _extra_files=extra_files or {}))

@@ -38,6 +38,29 @@ class TaskSpec:
     """Factory of the default :class:`rsl_rl.runners.TrainConfig`."""
     description: str = ""
     """One line for ``rsl-rl list-tasks``."""
+    sac_train_cfg: Callable[[], Any] | None = None
+    """Factory of the task's :class:`rsl_rl.runners.SACTrainConfig` (``--algo sac``); None: the generic defaults."""
+    sac_env_cfg: Callable[[], Any] | None = None
+    """Factory of the env config SAC is tuned with, where it differs from ``env_cfg`` (e.g. fewer envs); None: the
+    same."""
+
+    def env_cfg_for(self, algo: str) -> Any:
+        """The default env config of the task when trained with ``algo``."""
+        if algo == "sac" and self.sac_env_cfg is not None:
+            return self.sac_env_cfg()
+        return self.env_cfg()
+
+    def agent_cfg(self, algo: str) -> Any:
+        """The default training config of ``algo`` (``"ppo"`` or ``"sac"``) for this task."""
+        if algo == "ppo":
+            return self.train_cfg()
+        if algo == "sac":
+            if self.sac_train_cfg is not None:
+                return self.sac_train_cfg()
+            from rsl_rl.runners.config import SACTrainConfig
+
+            return SACTrainConfig()
+        raise ValueError(f"--algo {algo!r}; allowed: ppo, sac")
 
     def build(self, cfg: Any, device: str | torch.device = "cpu", seed: int = 0) -> Env:
         return self.make_env(cfg, device=torch.device(device), seed=seed)

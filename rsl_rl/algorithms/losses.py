@@ -1,5 +1,6 @@
-"""Pure loss functions: PPO (advantage estimation, the two clipped losses, the KL-adaptive learning rate) and
-teacher → student distillation (MSE, Huber, forward/reverse/adaptive Gaussian KL).
+"""Pure loss functions: PPO (advantage estimation, the two clipped losses, the KL-adaptive learning rate), SAC (n-step
+returns, the soft TD target, the categorical projection, actor and temperature losses) and teacher → student
+distillation (MSE, Huber, forward/reverse/adaptive Gaussian KL).
 
 Shapes: ``T`` steps per env, ``N`` envs, ``B`` samples of a mini-batch.
 """
@@ -149,3 +150,88 @@ def adaptive_kl_loss(
     forward = forward_kl_loss(student_mean, student_std, teacher_mean, teacher_std)
     reverse = reverse_kl_loss(student_mean, student_std, teacher_mean, teacher_std)
     return w_f * forward + w_r * reverse
+
+
+# --- SAC --------------------------------------------------------------------------------------------------------------
+
+
+def n_step_returns(
+    rewards: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor, gamma: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """n-step returns of windows that start at step 0, cut where an episode ends.
+
+    ``rewards, terminated, truncated: [n, B]`` are the window's steps of one env each. With ``k*`` the first step that
+    ends the episode (``n − 1`` if none does):
+
+        R = Σ_{k ≤ k*} γ^k r_k,      discount = 0 if step k* terminated, else γ^(k*+1)
+
+    so the target is ``R + discount · V(s')`` with ``s'`` the final observation of step ``k*`` when it was truncated
+    (the exact time-out bootstrap, never γ·V(s_t)) or the observation after step ``n − 1`` when no step ended.
+    Returns ``(R [B], discount [B], k* [B] long, ended [B] bool)``.
+    """
+    n = rewards.shape[0]
+    done = terminated | truncated
+    alive = torch.ones_like(rewards[0])  # 1 until (and including) the first step that ends the episode
+    returns = torch.zeros_like(rewards[0])
+    end = torch.full_like(rewards[0], n - 1, dtype=torch.long)
+    ended = torch.zeros_like(done[0])
+    discount = torch.zeros_like(rewards[0])
+    scale = 1.0
+    for k in range(n):
+        returns = returns + alive * scale * rewards[k]
+        first_end = done[k] & ~ended
+        end = torch.where(first_end, k, end)
+        # torch.where: a terminated step bootstraps nothing, a truncated one γ^(k+1).
+        discount = torch.where(first_end, torch.where(terminated[k], 0.0, scale * gamma), discount)
+        ended = ended | done[k]
+        alive = alive * (~done[k]).to(alive.dtype)
+        scale *= gamma
+    discount = torch.where(ended, discount, scale)
+    return returns, discount, end, ended
+
+
+def soft_q_target(
+    returns: torch.Tensor,
+    discounts: torch.Tensor,
+    next_q: torch.Tensor,
+    next_log_prob: torch.Tensor,
+    alpha: torch.Tensor,
+) -> torch.Tensor:
+    """Soft TD target ``y = R + discount · (min_m Q'_m(s', u') − α log π(u'|s'))`` ``[B]``.
+
+    ``next_q: [M, B]`` the target critics of the subset (REDQ; M = N = 2 is clipped double Q), ``alpha`` a scalar (0
+    switches the entropy term off). A zero discount contributes exactly 0 even where ``next_q`` is not finite.
+    """
+    soft_value = next_q.min(0).values - alpha * next_log_prob
+    return returns + torch.where(discounts > 0, discounts * soft_value, 0.0)
+
+
+def categorical_projection(probs: torch.Tensor, atoms: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
+    """Project probabilities ``probs[B, K]`` sitting on ``atoms[B, K]`` onto the fixed ``support[K]`` (C51).
+
+    Each atom is clipped to ``[v_min, v_max]`` and its mass split between the two neighbouring support points in
+    proportion to its distance to them; mass is conserved.
+    """
+    v_min, v_max, k = support[0], support[-1], support.shape[0]
+    delta = (v_max - v_min) / (k - 1)
+    b = ((atoms.clamp(v_min, v_max) - v_min) / delta).clamp(0, k - 1)
+    lower, upper = b.floor().long(), b.ceil().long()
+    # An atom exactly on a support point (lower == upper) puts all of its mass there.
+    w_upper = b - lower.to(b.dtype)
+    w_lower = 1.0 - w_upper
+    out = torch.zeros_like(probs)
+    out.scatter_add_(-1, lower, probs * w_lower)
+    out.scatter_add_(-1, upper, probs * w_upper)
+    return out
+
+
+def sac_actor_loss(log_prob: torch.Tensor, q: torch.Tensor, alpha: torch.Tensor, reduction: str) -> torch.Tensor:
+    """``mean_b [α log π(u|s) − Q(s, u)]`` with ``u ~ π`` reparameterised; ``q: [N, B]`` reduced over the critics by
+    ``"min"`` (SAC, TD3) or ``"mean"`` (REDQ, FastSAC)."""
+    q_agg = q.min(0).values if reduction == "min" else q.mean(0)
+    return (alpha * log_prob - q_agg).mean()
+
+
+def temperature_loss(log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: float) -> torch.Tensor:
+    """``−log α · mean_b(log π + H̄)``: α grows while the policy's entropy ``−log π`` is below the target ``H̄``."""
+    return -(log_alpha * (log_prob.detach() + target_entropy)).mean()

@@ -17,6 +17,7 @@ Differences from rsl_rl's PPO, each for a measured or reported reason:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -359,7 +360,7 @@ class PPO:
 
 def step_if_finite(
     optimizer: torch.optim.Optimizer,
-    groups: list[list[torch.nn.Parameter]],
+    groups: Sequence[Sequence[torch.Tensor]],
     max_grad_norm: float | None,
     device: torch.device,
 ) -> torch.Tensor:

@@ -1,11 +1,10 @@
 """``rsl-rl distill``: distil a PPO teacher checkpoint into a deployable student (DAgger: the student acts, the teacher
-labels), then export the student. Shares the train command's helpers in ``main.py``.
+labels), then export the student. Shares the train command's helpers in ``run_support.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,18 +13,19 @@ import torch
 import tyro
 
 from rsl_rl.cli.env_config import checkpoint_env_config, config_to_data
-from rsl_rl.cli.main import (
-    _export_actor,
-    _export_record,
-    _finish_run,
-    _get_task_or_exit,
-    _set_backend,
+from rsl_rl.cli.run_support import (
     default_device,
+    export_actor,
+    export_record,
+    finish_run,
+    get_task_or_exit,
+    load_checkpoint_file,
+    make_run_dir,
     resolve_device,
     seed_everything,
+    set_backend,
 )
-from rsl_rl.cli.play import _load
-from rsl_rl.runners.config import train_config_from_dict
+from rsl_rl.runners.config import TrainConfig, train_config_from_dict
 
 
 @dataclass
@@ -67,10 +67,15 @@ def distill(argv: Sequence[str]) -> int:
     args = tyro.cli(DistillArgs, args=list(argv), prog="rsl-rl distill")
     if args.student_rnn not in ("none", "gru", "lstm"):
         raise ValueError(f"--student-rnn {args.student_rnn!r}; allowed: gru, lstm, none")
-    spec = _get_task_or_exit(args.task)
-    teacher_path, state = _load(args.teacher)
+    spec = get_task_or_exit(args.task)
+    teacher_path, state = load_checkpoint_file(args.teacher)
     task_cfg = spec.train_cfg()
-    teacher_actor = train_config_from_dict(state["config"]).actor if "config" in state else task_cfg.actor
+    teacher_cfg = train_config_from_dict(state["config"]) if "config" in state else task_cfg
+    if not isinstance(teacher_cfg, TrainConfig):  # the DAgger labels come from a PPO actor's distribution
+        raise ValueError(
+            f"--teacher {teacher_path}: distillation needs a PPO teacher, got {type(teacher_cfg).__name__}"
+        )
+    teacher_actor = teacher_cfg.actor
     cfg = getattr(task_cfg, "distill_cfg", None)
     if not isinstance(cfg, DistillationTrainConfig):
         cfg = DistillationTrainConfig(
@@ -111,9 +116,8 @@ def distill(argv: Sequence[str]) -> int:
     env_cfg = checkpoint_env_config(spec, state)
     if args.num_envs is not None:
         env_cfg.num_envs = args.num_envs
-    _set_backend(env_cfg, args.backend, spec.name)
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    run_dir = Path(args.run_dir or Path("runs") / spec.name / f"{stamp}_distill")
+    set_backend(env_cfg, args.backend, spec.name)
+    run_dir = make_run_dir(spec.name, "distill", args.run_dir)
     env = spec.build(env_cfg, device=device, seed=args.seed)
     eval_env = spec.build(dataclasses.replace(env_cfg, num_envs=cfg.eval_episodes), device=device, seed=args.seed + 1)
     runner = DistillationRunner(env, cfg, run_dir, device, eval_env=eval_env)
@@ -128,7 +132,7 @@ def distill(argv: Sequence[str]) -> int:
     runner.logger.config.update({"task": spec.name, "seed": args.seed, "env": env_data})
     runner.learn(cfg.max_iterations)
     checkpoint = run_dir / f"model_{runner.current_learning_iteration}.pt"
-    report = _export_actor(runner, spec, checkpoint, run_dir / "exported", env_cfg, cfg.algorithm.history_length)
+    report = export_actor(runner, spec, checkpoint, run_dir / "exported", env_cfg, cfg.algorithm.history_length)
     teacher_return = float(runner.teacher_returns(eval_env).mean())
     summary = runner.summary(spec.name)
     summary.update(
@@ -138,12 +142,10 @@ def distill(argv: Sequence[str]) -> int:
             "num_envs": env.num_envs,
             "teacher": str(teacher_path),
             "teacher_mean_return": teacher_return,
-            "exported": _export_record(report),
+            "exported": export_record(report),
         }
     )
-    _finish_run(
-        runner, summary, f"{spec.name}: distillation ({cfg.algorithm.loss}), {env.num_envs} envs", env, eval_env
-    )
+    finish_run(runner, summary, f"{spec.name}: distillation ({cfg.algorithm.loss}), {env.num_envs} envs", env, eval_env)
     print(
         f"{spec.name}: distilled {summary['iterations']} iterations; student return "
         f"{summary['final_mean_return']:.1f} ({summary['final_mean_return_source']}), teacher {teacher_return:.1f}; "

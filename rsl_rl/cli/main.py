@@ -1,7 +1,7 @@
 """``rsl-rl``: train, distill, play, export, deploy-sim, list tasks; the one place composing tasks, algorithms, deploy.
 
-    rsl-rl train --task NAME [--run-dir DIR] [--seed N] [--device cpu|cuda] [--num-envs N] [--max-iterations N]
-                 [--deterministic] [--env.FIELD VALUE ...] [--agent.FIELD VALUE ...]
+    rsl-rl train --task NAME [--algo ppo|sac] [--run-dir DIR] [--seed N] [--device cpu|cuda] [--num-envs N]
+                 [--max-iterations N] [--deterministic] [--env.FIELD VALUE ...] [--agent.FIELD VALUE ...]
     rsl-rl distill --task NAME --teacher CHECKPOINT [--loss mse|huber|kl_forward|kl_reverse|kl_adaptive]
                    [--student-rnn gru|lstm|none] [--history-length K] [--num-envs N] [--max-iterations N]
                    [--run-dir DIR] [--seed N] [--threads N]
@@ -17,27 +17,34 @@ training configs are the defaults and every field of them can be overridden from
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import os
-import random
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import tyro
 
 from rsl_rl.cli.env_config import checkpoint_env_config, config_to_data
+from rsl_rl.cli.run_support import (
+    default_device,
+    export_actor,
+    export_record,
+    finish_run,
+    get_task_or_exit,
+    make_run_dir,
+    resolve_device,
+    seed_everything,
+    set_backend,
+    task_from_argv,
+)
 from rsl_rl.registry import TaskSpec, get_task, task_names
-from rsl_rl.runners.config import TrainConfig
 
 USAGE = """usage: rsl-rl COMMAND [OPTIONS]
 
 commands:
-  train        train a policy:            rsl-rl train --task pendulum
+  train        train a policy:            rsl-rl train --task pendulum [--algo sac]
   distill      teacher -> student:        rsl-rl distill --task pendulum --teacher runs/pendulum/<run>/model_N.pt
   play         run a trained policy:      rsl-rl play --checkpoint runs/pendulum/<run>
   export       ONNX + TorchScript with metadata and a parity check: rsl-rl export --checkpoint runs/pendulum/<run>
@@ -45,35 +52,6 @@ commands:
   list-tasks   show the registered tasks
 
 `rsl-rl COMMAND --help` shows a command's options (`rsl-rl train --task NAME --help` includes the task's config)."""
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def resolve_device(device: str) -> torch.device:
-    """Validate ``cpu``, ``cuda`` or ``cuda:N``."""
-    try:
-        dev = torch.device(device)
-    except RuntimeError as err:
-        raise SystemExit(f"error: --device {device!r} is not a device; allowed: cpu, cuda, cuda:N") from err
-    if dev.type not in ("cpu", "cuda"):
-        raise SystemExit(f"error: --device {device!r}; allowed: cpu, cuda, cuda:N")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda requested but CUDA is not available on this machine; use --device cpu")
-    return dev
-
-
-def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed python, numpy and torch; with ``deterministic`` also force deterministic torch kernels."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
 
 
 # --- train ----------------------------------------------------------------------------------------------------------
@@ -85,6 +63,8 @@ class TrainOptions:
 
     task: str
     """Registered task name (see ``rsl-rl list-tasks``)."""
+    algo: str = "ppo"
+    """ppo or sac: which of the task's training configs (``agent``) to train with (a resumed run: the checkpoint's)."""
     run_dir: Path | None = None
     """Run directory (default: runs/<task>/<date_time>)."""
     seed: int = 0
@@ -109,51 +89,46 @@ class TrainOptions:
     """Simulation backend of MuJoCo tasks: cpu or warp (default: warp on CUDA, cpu otherwise)."""
 
 
-def _task_from_argv(argv: Sequence[str], flag: str = "--task") -> str | None:
-    """The value of ``flag`` in ``argv`` (read before tyro parses, since it decides the other flags' defaults)."""
-    for i, arg in enumerate(argv):
-        if arg == flag and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith(f"{flag}="):
-            return arg.split("=", 1)[1]
-    return None
-
-
-def _train_args_type(spec: TaskSpec, resume: str | None = None) -> type:
-    """A dataclass = TrainOptions + ``env`` (the task's env config) + ``agent`` (its TrainConfig). With ``resume``,
-    the env config defaults to the one the checkpoint was trained with (``--env.*`` flags still edit it)."""
-    env_cfg, train_cfg = spec.env_cfg(), spec.train_cfg()
+def _train_args_type(spec: TaskSpec, resume: str | None = None, algo: str | None = None) -> type:
+    """A dataclass = TrainOptions + ``env`` (the task's env config) + ``agent`` (its training config for ``algo``).
+    With ``resume``, the env config defaults to the one the checkpoint was trained with (``--env.*`` flags still edit
+    it), and the algorithm to the checkpoint's."""
+    env_cfg = spec.env_cfg_for(algo or "ppo")
     if resume is not None:
         from rsl_rl.runners.checkpoint import load_checkpoint
 
-        env_cfg = checkpoint_env_config(spec, load_checkpoint(resume, map_location="cpu"))
+        state = load_checkpoint(resume, map_location="cpu")
+        env_cfg = checkpoint_env_config(spec, state)
+        if algo is None:
+            algorithm = str(((state.get("config") or {}).get("algorithm") or {}).get("class_name", "PPO"))
+            algo = "sac" if algorithm.rsplit(".", 1)[-1].rsplit(":", 1)[-1] == "SAC" else "ppo"
+    train_cfg = spec.agent_cfg(algo or "ppo")
     return dataclasses.make_dataclass(
         "TrainArgs",
         [
             ("env", type(env_cfg), dataclasses.field(default_factory=lambda: env_cfg)),
-            ("agent", TrainConfig, dataclasses.field(default_factory=lambda: train_cfg)),
+            ("agent", type(train_cfg), dataclasses.field(default_factory=lambda: train_cfg)),
         ],
         bases=(TrainOptions,),
     )
 
 
 def train(argv: Sequence[str]) -> int:
-    task = _task_from_argv(argv)
+    task = task_from_argv(argv)
     if task is None:
         if any(a in ("-h", "--help") for a in argv):
             tyro.cli(TrainOptions, args=list(argv), prog="rsl-rl train")
         print(f"error: --task is required; valid tasks: {', '.join(task_names())}", file=sys.stderr)
         return 2
-    spec = _get_task_or_exit(task)
-    args: Any = tyro.cli(
-        _train_args_type(spec, _task_from_argv(argv, "--resume")), args=list(argv), prog="rsl-rl train"
-    )
+    spec = get_task_or_exit(task)
+    args_type = _train_args_type(spec, task_from_argv(argv, "--resume"), task_from_argv(argv, "--algo"))
+    args: Any = tyro.cli(args_type, args=list(argv), prog="rsl-rl train")
     return run_training(spec, args)
 
 
 def run_training(spec: TaskSpec, args: Any) -> int:
     """Train ``spec`` with the parsed ``args``; writes the run directory and returns an exit code."""
-    from rsl_rl.runners.on_policy import OnPolicyRunner
+    from rsl_rl.runners import make_runner
 
     env_cfg, agent = args.env, args.agent
     if args.num_envs is not None:
@@ -162,20 +137,17 @@ def run_training(spec: TaskSpec, args: Any) -> int:
         agent.max_iterations = args.max_iterations
     if args.logger is not None:
         agent.logger = args.logger
-    _set_backend(env_cfg, args.backend, spec.name)
+    set_backend(env_cfg, args.backend, spec.name)
     agent.__post_init__()  # re-validate after command-line edits
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     seed_everything(args.seed, args.deterministic)
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    run_dir = Path(
-        args.run_dir or Path("runs") / spec.name / (stamp + (f"_{agent.run_name}" if agent.run_name else ""))
-    )
+    run_dir = make_run_dir(spec.name, agent.run_name, args.run_dir)
     env = spec.build(env_cfg, device=device, seed=args.seed)
     eval_cfg = dataclasses.replace(env_cfg, num_envs=agent.eval_episodes)
     eval_env = spec.build(eval_cfg, device=device, seed=args.seed + 10_000)
-    runner = OnPolicyRunner(env, agent, run_dir, device, eval_env=eval_env)
+    runner = make_runner(env, agent, run_dir, device, eval_env=eval_env)
     runner.add_git_repo_to_log(__file__)
     # The resolved env config, as plain data: export, play and deploy-sim rebuild the task from it (config.json
     # holds the same data).
@@ -190,7 +162,7 @@ def run_training(spec: TaskSpec, args: Any) -> int:
     runner.learn(max(remaining, 0), init_at_random_ep_len=args.init_at_random_ep_len and not resumed)
     checkpoint = run_dir / f"model_{runner.current_learning_iteration}.pt"
     if runner.train_cfg.recurrent:  # deploy.export.export_checkpoint rebuilds MLP actors only
-        report = _export_actor(runner, spec, checkpoint, run_dir / "exported", env_cfg)
+        report = export_actor(runner, spec, checkpoint, run_dir / "exported", env_cfg)
     else:
         from deploy.export import export_checkpoint
 
@@ -201,61 +173,18 @@ def run_training(spec: TaskSpec, args: Any) -> int:
             "seed": args.seed,
             "device": str(device),
             "num_envs": env.num_envs,
-            "exported": _export_record(report),
+            "exported": export_record(report),
         }
     )
-    _finish_run(runner, summary, f"{spec.name}: PPO, {env.num_envs} envs", env, eval_env)
+    algorithm = agent.algorithm.class_name
+    summary["algorithm"] = algorithm
+    finish_run(runner, summary, f"{spec.name}: {algorithm}, {env.num_envs} envs", env, eval_env)
     print(
         f"{spec.name}: {summary['iterations']} iterations, {summary['env_steps']:,} env steps in "
         f"{summary['wall_seconds']:.1f} s ({summary['env_steps_per_second']:,.0f} steps/s); final mean return "
         f"{summary['final_mean_return']:.1f} ({summary['final_mean_return_source']}); run directory: {run_dir}"
     )
     return 0
-
-
-def _export_record(report: Any) -> dict[str, Any]:
-    """What ``summary.json`` says about the deployment export."""
-    return {
-        "onnx": str(report.onnx),
-        "torchscript": str(report.torchscript),
-        "parity_max_abs_diff": max(report.max_abs_diff_onnx, report.max_abs_diff_torchscript),
-        "parity_samples": report.samples,
-    }
-
-
-def _finish_run(runner: Any, summary: dict[str, Any], title: str, *envs: Any) -> None:
-    """Write the summary and the curves, close the logger and the envs."""
-    runner.logger.write_summary(summary)
-    runner.logger.write_curves(title)
-    runner.logger.close()
-    for env in envs:
-        env.close()
-
-
-def _export_actor(
-    runner: Any, spec: TaskSpec, checkpoint: Path, out_dir: Path, env_cfg: Any, history_length: int = 1
-) -> Any:
-    """ONNX + TorchScript of the runner's deployable policy (the student of a distillation) with metadata and the
-    deploy parity check. A history student reads ``history_length`` stacked steps of its groups, oldest first (the
-    metadata says so; the runtime stacks them)."""
-    from deploy.export import export_policy, policy_metadata
-
-    actor = runner.alg.get_policy()
-    env = runner._env
-    metadata = policy_metadata(
-        actor,
-        list(runner.obs_groups["actor"]),
-        env.deployment_spec(),
-        getattr(env, "step_dt", None),
-        getattr(env_cfg, "decimation", 1),
-        spec.name,
-        checkpoint,
-        runner.current_learning_iteration,
-        str(checkpoint.parent),
-        history=history_length,
-        env_config=config_to_data(env_cfg),
-    )
-    return export_policy(actor, out_dir, metadata)
 
 
 # --- distill --------------------------------------------------------------------------------------------------------
@@ -295,23 +224,6 @@ def list_tasks(argv: Sequence[str]) -> int:
     for name in task_names():
         print(f"{name:24s} {get_task(name).description}")
     return 0
-
-
-def _set_backend(env_cfg: Any, backend: str | None, task: str) -> None:
-    """Apply ``--backend`` to a simulated task's config (validated by SimConfig)."""
-    if backend is None:
-        return
-    if not hasattr(env_cfg, "sim"):
-        raise ValueError(f"--backend applies to simulated (MuJoCo) tasks; '{task}' has no simulator")
-    env_cfg.sim.backend = backend
-    env_cfg.sim.__post_init__()
-
-
-def _get_task_or_exit(name: str) -> TaskSpec:
-    try:
-        return get_task(name)
-    except KeyError as err:
-        raise SystemExit(f"error: {err.args[0]}") from err
 
 
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,8 +15,15 @@ import numpy as np
 import tyro
 
 from rsl_rl.cli.env_config import checkpoint_env_config
-from rsl_rl.cli.main import _get_task_or_exit, _set_backend, default_device, resolve_device, seed_everything
-from rsl_rl.runners.checkpoint import latest_checkpoint, load_checkpoint
+from rsl_rl.cli.run_support import (
+    default_device,
+    get_task_or_exit,
+    load_checkpoint_file,
+    resolve_device,
+    seed_everything,
+    set_backend,
+    task_from_run_dir,
+)
 from rsl_rl.runners.config import train_config_from_dict
 
 
@@ -48,25 +54,25 @@ class PlayArgs:
 
 
 def play(argv: Sequence[str]) -> int:
-    from rsl_rl.runners.on_policy import OnPolicyRunner
+    from rsl_rl.runners import make_runner
 
     args = tyro.cli(PlayArgs, args=list(argv), prog="rsl-rl play")
     device = resolve_device(args.device)
-    path, state = _load(args.checkpoint)
-    task = args.task or (state.get("infos") or {}).get("task") or _task_from_run_dir(path)
+    path, state = load_checkpoint_file(args.checkpoint)
+    task = args.task or (state.get("infos") or {}).get("task") or task_from_run_dir(path)
     if task is None:
         print("error: the checkpoint does not record its task; pass --task NAME", file=sys.stderr)
         return 2
-    spec = _get_task_or_exit(task)
+    spec = get_task_or_exit(task)
     seed_everything(args.seed)
     env_cfg = checkpoint_env_config(spec, state)  # the env it was trained in, --env.* overrides included
     env_cfg.num_envs = args.num_envs
-    _set_backend(env_cfg, args.backend, spec.name)
+    set_backend(env_cfg, args.backend, spec.name)
     for assignment in args.env_set:
         _set_field(env_cfg, assignment)
     env = spec.build(env_cfg, device=device, seed=args.seed)
     cfg = train_config_from_dict(state["config"]) if "config" in state else spec.train_cfg()
-    runner = OnPolicyRunner(env, cfg, None, device, show_progress=False)
+    runner = make_runner(env, cfg, None, device, show_progress=False)
     runner.load(path, load_cfg={"actor": True})
     frames: list[Any] = []
     worlds = tuple(range(min(args.video_worlds, env.num_envs)))
@@ -177,15 +183,3 @@ def _set_field(cfg: Any, assignment: str) -> None:
     post_init = getattr(target, "__post_init__", None)
     if post_init is not None:
         post_init()
-
-
-def _load(checkpoint: Path) -> tuple[Path, dict[str, Any]]:
-    path = latest_checkpoint(checkpoint) if checkpoint.is_dir() else checkpoint
-    return path, load_checkpoint(path, map_location="cpu")
-
-
-def _task_from_run_dir(path: Path) -> str | None:
-    config = path.parent / "config.json"
-    if config.is_file():
-        return json.loads(config.read_text()).get("task")
-    return None

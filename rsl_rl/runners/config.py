@@ -17,9 +17,11 @@ from typing import Any
 from tensordict import TensorDict
 
 from rsl_rl.algorithms.ppo import PPOConfig
+from rsl_rl.algorithms.sac import SACConfig
 from rsl_rl.modules.distribution import DistributionConfig
 from rsl_rl.modules.mlp import ActorConfig, ModelConfig
 from rsl_rl.modules.rnn import RNNConfig
+from rsl_rl.modules.sac_models import SACActorConfig, SACCriticConfig
 
 LOGGERS = ("tensorboard", "wandb", "none")
 
@@ -86,6 +88,29 @@ class TrainConfig(RunnerConfig):
         return isinstance(self.actor, RNNConfig) or isinstance(self.critic, RNNConfig)
 
 
+@dataclass
+class SACTrainConfig(RunnerConfig):
+    """Runner settings plus SAC's algorithm, actor and critic sections (``class_name: "SAC"`` in a dict config).
+
+    ``num_steps_per_env`` is the number of steps every env takes between two rounds of ``algorithm.num_updates``
+    gradient steps; ``max_iterations`` counts those rounds.
+    """
+
+    num_steps_per_env: int = 1
+    """Steps collected from every env per iteration."""
+    algorithm: SACConfig = field(default_factory=SACConfig)
+    """SAC hyperparameters."""
+    actor: SACActorConfig = field(default_factory=SACActorConfig)
+    """The squashed Gaussian actor."""
+    critic: SACCriticConfig = field(default_factory=SACCriticConfig)
+    """The Q ensemble."""
+
+    @property
+    def recurrent(self) -> bool:
+        """SAC's networks are feed-forward."""
+        return False
+
+
 # rsl_rl keys accepted in a component section although this library does not implement the feature: they must keep
 # their "off" value.
 _ALGORITHM_OFF_KEYS: dict[str, tuple[Any, ...]] = {
@@ -113,8 +138,9 @@ _RUNNER_KEYS = (
 )
 
 
-def train_config_from_dict(cfg: dict[str, Any]) -> TrainConfig:
-    """Build a :class:`TrainConfig` from an rsl-rl-lib 5.x style ``train_cfg`` dict."""
+def train_config_from_dict(cfg: dict[str, Any]) -> TrainConfig | SACTrainConfig:
+    """Build a :class:`TrainConfig` from an rsl-rl-lib 5.x style ``train_cfg`` dict (a :class:`SACTrainConfig` when
+    ``algorithm.class_name`` is ``"SAC"``)."""
     if not isinstance(cfg, dict):
         raise TypeError(f"train_cfg must be a dict or TrainConfig, got {type(cfg).__name__}")
     cfg = copy.deepcopy(cfg)
@@ -122,6 +148,15 @@ def train_config_from_dict(cfg: dict[str, Any]) -> TrainConfig:
         if section not in cfg:
             hint = " (rsl_rl < 4 'policy' sections must be split into 'actor' and 'critic')" if "policy" in cfg else ""
             raise KeyError(f"train_cfg has no '{section}' section{hint}; expected sections: algorithm, actor, critic")
+    if _short(str(cfg["algorithm"].get("class_name", "PPO"))) == "SAC":
+        return _sac_config_from_dict(cfg)
+    return ppo_config_from_dict(cfg)
+
+
+def ppo_config_from_dict(cfg: dict[str, Any]) -> TrainConfig:
+    """A PPO ``train_cfg`` dict as a :class:`TrainConfig` (a SAC dict is an error naming the difference)."""
+    if _short(str(cfg["algorithm"].get("class_name", "PPO"))) == "SAC":
+        raise ValueError("this needs a PPO training config (a Gaussian MLP/RNN actor); the given one trains SAC")
     alg = dict(cfg["algorithm"])
     for key, allowed in _ALGORITHM_OFF_KEYS.items():
         value = alg.pop(key, None)
@@ -149,6 +184,23 @@ def train_config_from_dict(cfg: dict[str, Any]) -> TrainConfig:
         raise ValueError("critic.distribution_cfg is not supported: the critic outputs a value, not a distribution")
     critic = _build(critic_cls, critic_dict, "critic")
 
+    return TrainConfig(**_runner_section(cfg), algorithm=algorithm, actor=actor, critic=critic)
+
+
+def _short(class_name: str) -> str:
+    return class_name.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+
+
+def _sac_config_from_dict(cfg: dict[str, Any]) -> SACTrainConfig:
+    """A SAC ``train_cfg``: sections are built from their dataclasses, unknown keys are errors."""
+    algorithm = _build(SACConfig, dict(cfg["algorithm"]), "algorithm")
+    actor = _build(SACActorConfig, dict(cfg["actor"]), "actor")
+    critic = _build(SACCriticConfig, dict(cfg["critic"]), "critic")
+    return SACTrainConfig(**_runner_section(cfg), algorithm=algorithm, actor=actor, critic=critic)
+
+
+def _runner_section(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The runner-level keys of a ``train_cfg`` dict, with rsl_rl's logger spellings mapped onto ours."""
     runner = {key: cfg[key] for key in _RUNNER_KEYS if key in cfg}
     if runner.get("logger") is None:
         runner.pop("logger", None)
@@ -159,7 +211,7 @@ def train_config_from_dict(cfg: dict[str, Any]) -> TrainConfig:
         warnings.warn("neptune logging is not supported; using tensorboard", stacklevel=2)
         runner["logger"] = "tensorboard"
     runner["obs_groups"] = {k: list(v) for k, v in (runner.get("obs_groups") or {}).items()}
-    return TrainConfig(**runner, algorithm=algorithm, actor=actor, critic=critic)
+    return runner
 
 
 def _model_class(values: dict[str, Any], mlp_cls: type, section: str) -> type:
@@ -181,8 +233,9 @@ def _build(cls: type, values: dict[str, Any], section: str) -> Any:
         raise KeyError(f"unknown key(s) {unknown} in train_cfg['{section}']; valid keys: {valid}")
     if "hidden_dims" in values:
         values = {**values, "hidden_dims": tuple(values["hidden_dims"])}
-    if "learning_rate_bounds" in values:
-        values = {**values, "learning_rate_bounds": tuple(values["learning_rate_bounds"])}
+    for key in ("learning_rate_bounds", "log_std_range", "action_bounds"):
+        if values.get(key) is not None:
+            values = {**values, key: tuple(values[key])}
     return cls(**values)
 
 

@@ -23,7 +23,7 @@ from rsl_rl.export import inference_policy
 from rsl_rl.modules.mlp import ActorConfig
 from rsl_rl.modules.rnn import Model, build_model
 from rsl_rl.runners.checkpoint import load_checkpoint
-from rsl_rl.runners.config import RunnerConfig, _build, resolve_obs_groups, train_config_from_dict
+from rsl_rl.runners.config import RunnerConfig, _build, ppo_config_from_dict, resolve_obs_groups
 from rsl_rl.runners.on_policy import OnPolicyRunner
 
 
@@ -50,7 +50,7 @@ def distillation_config_from_dict(cfg: dict[str, Any]) -> DistillationTrainConfi
     algorithm = _build(DistillationConfig, dict(cfg.get("algorithm", {})), "algorithm")
     student = ActorConfig()
     if "student" in cfg:  # parsed by the PPO config's actor rules (class_name, rsl_rl distribution defaults)
-        student = train_config_from_dict({"algorithm": {}, "actor": cfg["student"], "critic": {}}).actor
+        student = ppo_config_from_dict({"algorithm": {}, "actor": cfg["student"], "critic": {}}).actor
     return DistillationTrainConfig(**runner, algorithm=algorithm, student=student)
 
 
@@ -98,7 +98,7 @@ class DistillationRunner(OnPolicyRunner):
     def _build_algorithm(self, obs: TensorDict) -> Distillation:
         cfg: DistillationTrainConfig = self.train_cfg
         state = load_checkpoint(cfg.teacher_checkpoint, map_location=self.torch_device)
-        teacher_cfg = train_config_from_dict(state["config"]).actor if "config" in state else ActorConfig()
+        teacher_cfg = ppo_config_from_dict(state["config"]).actor if "config" in state else ActorConfig()
         groups = {"teacher": (state.get("obs_groups") or {}).get("actor", ["policy"]), **cfg.obs_groups}
         self.obs_groups = resolve_obs_groups(obs, groups, ("student", "teacher"))
         # The deployable policy is the student: evaluation, export and `rsl-rl play` read the "actor" set.

@@ -122,6 +122,8 @@ class RunLogger:
         self.progress: Any = None
         self.git_repos: list[str] = []
         self.last_return = math.nan
+        self.loss_curves: tuple[str, ...] = ("value_function", "surrogate", "entropy")
+        """Record keys plotted in the losses panel of ``curves.png``."""
 
     # --- lifecycle ---------------------------------------------------------------------------------------------------
 
@@ -228,7 +230,7 @@ class RunLogger:
             ax.set_ylabel("mean episode return")
             ax.grid(alpha=0.3)
             ax.legend()
-        for key in ("value_function", "surrogate", "entropy"):
+        for key in self.loss_curves:
             axes[2].plot(steps, [r.get(key, math.nan) for r in h], label=key)
         axes[2].set_yscale("symlog")
         axes[2].set_xlabel("env steps")
@@ -278,6 +280,8 @@ def _scalar_names(record: dict[str, Any]) -> dict[str, float]:
         "mean_episode_length": "Train/mean_episode_length",
         "eval_mean_return": "Eval/mean_return",
         "steps_per_second": "Perf/total_fps",
+        "wall_seconds": "Perf/wall_seconds",
+        "env_steps": "Perf/env_steps",
         "collection_time": "Perf/collection_time",
         "learning_time": "Perf/learning_time",
         "learning_rate": "Loss/learning_rate",

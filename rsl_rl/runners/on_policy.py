@@ -127,7 +127,7 @@ class OnPolicyRunner:
                         self._tracker.track(rewards, terminated | truncated, extras)
                         if cfg.check_for_nan:
                             self._tracker.probe(obs, rewards)
-                    alg.compute_returns(obs)
+                    self._end_collection(obs)
                 _synchronize(self.torch_device)
                 t1 = time.perf_counter()
                 stats = alg.update()
@@ -151,21 +151,33 @@ class OnPolicyRunner:
             for hook in self.export_hooks:
                 hook(self, Path(self.log_dir))
 
+    def _end_collection(self, obs: TensorDict) -> None:
+        """After the iteration's last env step (inside inference mode): PPO's returns and advantages."""
+        self.alg.compute_returns(obs)
+
+    def _algorithm_record(self) -> dict[str, float]:
+        """Host values of the algorithm logged every iteration besides its update statistics."""
+        return {
+            "learning_rate": float(self.alg.learning_rate),
+            "action_std": float(self.alg.get_policy().std().detach().mean()),
+        }
+
     def _iteration_record(
         self, stats: dict[str, torch.Tensor], collect_s: float, learn_s: float, steps: int
     ) -> dict[str, float]:
         """Move this iteration's statistics to the host (the one sync of the iteration) and check for NaN."""
         episode = self._tracker.collect()
         losses = dict(zip(stats, torch.stack(list(stats.values())).tolist(), strict=True))
-        std = self.alg.get_policy().std()
         record: dict[str, float] = {
             "env_steps": float(self.env_steps),
             "wall_seconds": self.wall_seconds,
             "collection_time": collect_s,
             "learning_time": learn_s,
             "steps_per_second": steps / max(collect_s + learn_s, 1e-9),
-            "learning_rate": float(self.alg.learning_rate),
-            "action_std": float(std.detach().mean()),
+            # Env steps per second of each phase alone: where the time goes (simulation or learning).
+            "Perf/collection_fps": steps / max(collect_s, 1e-9),
+            "Perf/learning_fps": steps / max(learn_s, 1e-9),
+            **self._algorithm_record(),
             **losses,
             **episode,
         }
@@ -366,7 +378,10 @@ class OnPolicyRunner:
             "train_mean_return": train_return,
             "eval_mean_return": eval_return,
             "solved_at": self.solved_at,
-            "mean_episode_length": h[-1]["mean_episode_length"] if h else math.nan,
+            # The last iteration in which episodes ended (an off-policy iteration of one step usually has none).
+            "mean_episode_length": next(
+                (r["mean_episode_length"] for r in reversed(h) if math.isfinite(r["mean_episode_length"])), math.nan
+            ),
         }
 
 

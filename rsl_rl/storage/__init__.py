@@ -1,5 +1,6 @@
 """Rollout storage."""
 
+from rsl_rl.storage.replay import ReplayStorage
 from rsl_rl.storage.rollout_storage import RecurrentRolloutStorage, RolloutStorage
 
-__all__ = ["RecurrentRolloutStorage", "RolloutStorage"]
+__all__ = ["RecurrentRolloutStorage", "ReplayStorage", "RolloutStorage"]

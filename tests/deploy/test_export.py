@@ -99,3 +99,20 @@ def test_cli_export(pendulum_run: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["export", "--checkpoint", str(pendulum_run), "--out-dir", str(tmp_path)]) == 0
     assert "parity on" in capsys.readouterr().out
     assert read_metadata(tmp_path / "policy.onnx")["task"] == "pendulum"
+
+
+def test_parity_tolerance_is_relative_for_large_actions(tmp_path: Path) -> None:
+    """A PPO Hopper policy after 15 min (Gaussian means up to 42) failed the old absolute 1e-5 check with 1.9e-5 from
+    float32 rounding alone; the check is |Δ| ≤ 1e-5 · max(1, max |a| of the dimension)."""
+    torch.manual_seed(0)
+    actor = MLPModel(11, 3, ActorConfig(hidden_dims=(256, 256), obs_normalization=True))
+    actor.update_normalization(torch.randn(1000, 11) * 5)
+    with torch.no_grad():
+        last = actor.mlp[-1]
+        assert isinstance(last, torch.nn.Linear)
+        last.weight.mul_(100.0)  # actions up to ~100: ONNX differs by ~6e-5
+    report = export_policy(actor, tmp_path, policy_metadata(actor, ["policy"]))
+    assert max(report.max_abs_diff_onnx, report.max_abs_diff_torchscript) <= 1e-5 * 200
+    # A wrong export is still refused at that scale: the same actor with a tolerance of 0.
+    with pytest.raises(ExportParityError, match="no file written"):
+        export_policy(actor, tmp_path / "strict", policy_metadata(actor, ["policy"]), tolerance=0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -236,3 +237,26 @@ def test_stored_configs_are_checked_and_never_import_code(edit: Any, message: st
     edit(data)
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
         config_from_data(spec.env_cfg(), data, "go1-flat")
+
+
+@pytest.mark.parametrize(
+    ("command", "not_imported"),
+    [("play", ["rsl_rl.cli.main"]), ("distill", ["rsl_rl.cli.main", "rsl_rl.cli.play"])],
+)
+def test_commands_import_run_support_not_each_other(command: str, not_imported: list[str]) -> None:
+    # A fresh interpreter: this process has imported every command already.
+    code = f"import sys, rsl_rl.cli.{command}; print([m for m in {not_imported!r} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_make_run_dir_names_runs_by_task_date_and_run_name(tmp_path: Path) -> None:
+    from rsl_rl.cli.run_support import make_run_dir
+
+    assert make_run_dir("pendulum", "fast", tmp_path / "mine") == tmp_path / "mine"
+    stamp = r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"
+    named = make_run_dir("pendulum", "fast", None)
+    assert named.parent == Path("runs") / "pendulum" and re.fullmatch(f"{stamp}_fast", named.name)
+    unnamed = make_run_dir("pendulum", "", None)
+    assert unnamed.parent == Path("runs") / "pendulum" and re.fullmatch(stamp, unnamed.name)

@@ -94,3 +94,46 @@ def test_rsl_rl_env_on_the_cpu_keeps_the_adapters_bootstrap() -> None:
     runner.learn(2)
     assert len(seen) == 2 * 8 and all(seen)
     assert all(p.is_cuda and torch.isfinite(p).all() for p in alg.actor.parameters())
+
+
+def test_sac_trains_on_cuda_from_an_env_on_the_cpu() -> None:
+    from rsl_rl.runners import OffPolicyRunner
+    from rsl_rl.runners.config import SACTrainConfig
+
+    torch.manual_seed(0)
+    cfg = SACTrainConfig(num_steps_per_env=4, logger="none", save_interval=1000)
+    cfg.algorithm.batch_size, cfg.algorithm.replay_capacity, cfg.algorithm.num_updates = 256, 64, 4
+    runner = OffPolicyRunner(cpu_pendulum(), cfg, None, LEARNER, show_progress=False)
+    runner.learn(6, init_at_random_ep_len=True)
+    check_trained_on_cuda(runner, 6)
+    assert runner.alg.storage.rewards.is_cuda and runner.alg.num_gradient_steps > 0
+
+
+def test_sac_collection_and_update_never_sync_with_the_host() -> None:
+    """SAC on a CUDA pendulum: act, process_env_step and update run under ``set_sync_debug_mode("error")``."""
+    from tensordict import TensorDict
+
+    from rsl_rl.algorithms.sac import SAC, SACConfig
+    from rsl_rl.modules.sac_models import QEnsemble, SACActorConfig, SACCriticConfig, SquashedGaussianActor
+
+    torch.manual_seed(0)
+    env = PendulumEnv(PendulumCfg(num_envs=64), device=LEARNER, seed=0)
+    bounds = env.action_bounds()
+    assert bounds is not None
+    actor = SquashedGaussianActor(3, 1, SACActorConfig(hidden_dims=(32,)), *bounds)
+    critic = QEnsemble(3, 1, SACCriticConfig(hidden_dims=(32,), num_critics=4))
+    cfg = SACConfig(batch_size=128, num_updates=4, replay_capacity=32, n_step=3, target_critics=2)
+    sac = SAC(actor, critic, cfg, {"actor": ["policy"], "critic": ["policy"]}, 64, LEARNER)
+    obs: TensorDict = env.reset()
+    for warm_up in (True, False):  # allocations and lazy CUDA initialisation happen in the first round
+        if not warm_up:
+            torch.cuda.set_sync_debug_mode("error")
+        try:
+            for _ in range(8):
+                with torch.inference_mode():
+                    actions = sac.act(obs)
+                    obs, rewards, terminated, truncated, extras = env.step(actions)
+                    sac.process_env_step(obs, rewards, terminated, truncated, extras)
+            sac.update()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")

@@ -298,7 +298,7 @@ def test_distillation_resume_equals_uninterrupted_run(teacher: Path, tmp_path: P
     """The student's and teacher's hidden states (GRU/LSTM student) and the observation history (MLP-history
     student) are part of the checkpoint: a run resumed from iteration 2 ends with the uninterrupted run's student
     and optimiser state, and the same memory."""
-    from rsl_rl.cli.main import seed_everything
+    from rsl_rl.cli.run_support import seed_everything
 
     def runner(log_dir: Path | None, seed: int) -> DistillationRunner:
         seed_everything(seed, deterministic=True)

@@ -124,7 +124,7 @@ def test_trained_recurrent_policy_exports_with_deploy_parity(rnn_type: str, tmp_
 def test_recurrent_resume_equals_uninterrupted_run(tmp_path: Path, rnn_type: str) -> None:
     """The actor's and critic's hidden states during collection are part of the checkpoint: a run resumed from
     iteration 3 (mid-episode: pendulum episodes last 200 steps) ends with the uninterrupted run's parameters."""
-    from rsl_rl.cli.main import seed_everything
+    from rsl_rl.cli.run_support import seed_everything
     from tasks.classic.pendulum import PendulumCfg, PendulumEnv
 
     def runner(log_dir: Path | None, seed: int) -> OnPolicyRunner:

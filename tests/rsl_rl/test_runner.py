@@ -16,7 +16,7 @@ from point_mass import PointMassVecEnv, rsl_rl_train_cfg
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensordict import TensorDict, TensorDictBase
 
-from rsl_rl.cli.main import seed_everything
+from rsl_rl.cli.run_support import seed_everything
 from rsl_rl.runners import OnPolicyRunner, TrainConfig
 from rsl_rl.runners.checkpoint import load_checkpoint
 from rsl_rl.runners.on_policy import move_to_device
