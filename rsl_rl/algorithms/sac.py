@@ -14,9 +14,10 @@ What makes it work on many parallel envs (``../shared/reference/offpolicy.md``),
 * automatic temperature toward a target entropy (default ``−|A|``), or a fixed α; the entropy term in the backup can
   be switched off.
 
-No host sync inside collection or the update loop: counters that decide control flow (steps stored, updates done)
-are host integers known without reading the device, and statistics stay device tensors until the runner reads them
-once per iteration. ``compile=True`` compiles the two loss computations (CUDA graphs on a GPU).
+Built to avoid host syncs inside collection and the update loop: counters that decide control flow (steps stored,
+updates done) are host integers known without reading the device, and statistics stay device tensors until the
+runner reads them once per iteration (tests/rsl_rl/test_cuda.py checks it under CUDA's sync debug mode; it has not
+yet run on a GPU). ``compile=True`` compiles the two loss computations (CUDA graphs on a GPU).
 """
 
 from __future__ import annotations
