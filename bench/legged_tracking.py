@@ -60,12 +60,12 @@ def load_policy(path: Path, env: Any, device: torch.device) -> Any:
     """The deterministic policy of a PPO or a distillation checkpoint."""
     state = load_checkpoint(path, map_location=device)
     if (state.get("infos") or {}).get("algorithm") == "distillation":
-        from rsl_rl.runners.distillation import DistillationRunner, distillation_config_from_dict
+        from rsl_rl.runners.distillation_runner import DistillationRunner, distillation_config_from_dict
 
         runner: Any = DistillationRunner(env, distillation_config_from_dict(state["config"]), None, device)
     else:
         from rsl_rl.runners.config import train_config_from_dict
-        from rsl_rl.runners.on_policy import OnPolicyRunner
+        from rsl_rl.runners.on_policy_runner import OnPolicyRunner
 
         runner = OnPolicyRunner(env, train_config_from_dict(state["config"]), None, device, show_progress=False)
     runner.load(path, load_cfg={"actor": True}, strict=False)

@@ -27,7 +27,8 @@ import torch
 
 from deploy.export import export_policy, policy_metadata
 from deploy.runtime import PolicyRuntime, SafetyConfig
-from rsl_rl.modules import ActorConfig, MLPModel
+from rsl_rl.models import MLPModel
+from rsl_rl.modules import ActorConfig
 
 
 def measure(calls: dict[str, Callable[[], object]], total: int, block: int = 1000) -> dict[str, np.ndarray]:
@@ -54,7 +55,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    actor = MLPModel(48, 12, ActorConfig(hidden_dims=(512, 256, 128), activation="elu", obs_normalization=True))
+    actor = MLPModel.from_config(
+        48, 12, ActorConfig(hidden_dims=(512, 256, 128), activation="elu", obs_normalization=True)
+    )
     actor.update_normalization(torch.randn(4096, 48) * 2.0 + 0.5)
     actor.eval()
     spec = {

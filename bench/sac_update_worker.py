@@ -62,8 +62,8 @@ def ours(batch: int, updates: int, mixed_precision: bool = False) -> dict[str, A
             terminated = ended & (torch.rand(NUM_ENVS) < 0.5)
             final_obs = TensorDict({"policy": torch.randn(NUM_ENVS, OBS_DIM)}, batch_size=[NUM_ENVS])
             next_obs = TensorDict({"policy": torch.randn(NUM_ENVS, OBS_DIM)}, batch_size=[NUM_ENVS])
-            extras = {"final_obs": final_obs}
-            sac.process_env_step(next_obs, torch.randn(NUM_ENVS), terminated, ended & ~terminated, extras)
+            extras = {"final_obs": final_obs, "time_outs": ended & ~terminated}
+            sac.process_env_step(next_obs, torch.randn(NUM_ENVS), ended, extras)
     assert sac.storage.size * NUM_ENVS == REPLAY and sac.ready()
     setup = time.perf_counter() - t0
     sac.train_mode()

@@ -30,12 +30,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from tensordict import TensorDict
 
 import rsl_rl
 from deploy.metadata import HISTORY_ORDER, HISTORY_START, METADATA_KEY, SCHEMA_VERSION, parse_metadata
 from rsl_rl.export import Actor, export_jit, export_onnx, exportable, inference_policy, io_names
-from rsl_rl.modules.normalizer import EmpiricalNormalization
-from rsl_rl.modules.rnn import RNNModel
+from rsl_rl.models.cnn_model import CNNModel
+from rsl_rl.models.rnn_model import RNNModel
+from rsl_rl.modules.cnn import CNNConfig
+from rsl_rl.modules.normalization import EmpiricalNormalization
 from rsl_rl.modules.sac_models import SquashedGaussianActor
 
 TOLERANCE = 1e-5
@@ -174,8 +177,14 @@ def parity_observations(
     rng = np.random.default_rng(seed)
     mean, std = np.zeros(actor.obs_dim), np.ones(actor.obs_dim)
     if isinstance(actor.obs_normalizer, EmpiricalNormalization) and int(actor.obs_normalizer.count) > 0:
-        mean = actor.obs_normalizer.mean.detach().cpu().double().numpy()
-        std = actor.obs_normalizer.std.detach().cpu().double().numpy()
+        # A CNN model normalises its vector groups only: their columns get the statistics, images unit scale.
+        columns = (
+            np.concatenate([np.arange(a, b) for a, b in actor.vector_spans])
+            if isinstance(actor, CNNModel)
+            else slice(None)
+        )
+        mean[columns] = actor.obs_normalizer.mean.detach().cpu().double().numpy()
+        std[columns] = actor.obs_normalizer.std.detach().cpu().double().numpy()
     samples = mean + 2.0 * std * rng.standard_normal((num_random, actor.obs_dim))
     if recorded is not None and len(recorded):
         samples = np.concatenate([samples, np.asarray(recorded, dtype=np.float64).reshape(-1, actor.obs_dim)])
@@ -225,10 +234,8 @@ def _run_jit(path: Path, actor: Actor, obs: np.ndarray, sequence: int) -> np.nda
             return module(x).numpy()
         out = []
         for start in range(0, len(x), sequence):
-            state = actor.initial_hidden(1)
-            for row in x[start : start + sequence]:
-                action, *state = module(row.unsqueeze(0), *state)
-                out.append(action)
+            module.reset()  # the TorchScript policy keeps its hidden state inside
+            out += [module(row.unsqueeze(0)) for row in x[start : start + sequence]]
         return torch.cat(out).numpy()
 
 
@@ -313,16 +320,19 @@ __all__ = [
 ]
 
 
-def rebuild_actor(state: dict[str, Any]) -> tuple[Actor, list[str], int]:
+def rebuild_actor(state: dict[str, Any], obs: TensorDict | None = None) -> tuple[Actor, list[str], int]:
     """The deployable actor of a checkpoint (PPO: the actor; distillation: the student), the observation groups of
-    one step and the history length (a history student reads that many steps stacked, oldest first)."""
-    from rsl_rl.modules.rnn import build_model
+    one step and the history length (a history student reads that many steps stacked, oldest first).
+
+    A CNN actor also needs ``obs``, an observation of the task: weights do not tell the images' height and width.
+    """
+    from rsl_rl.models.rnn_model import build_model
     from rsl_rl.runners.config import SACTrainConfig, TrainConfig, train_config_from_dict
 
     obs_groups = state.get("obs_groups") or {}
     history = 1
     if (state.get("infos") or {}).get("algorithm") == "distillation":
-        from rsl_rl.runners.distillation import distillation_config_from_dict
+        from rsl_rl.runners.distillation_runner import distillation_config_from_dict
 
         dcfg = distillation_config_from_dict(state["config"])
         actor_cfg, history = dcfg.student, dcfg.algorithm.history_length
@@ -335,12 +345,17 @@ def rebuild_actor(state: dict[str, Any]) -> tuple[Actor, list[str], int]:
             actor.eval()
             return actor, groups, history
         actor_cfg = cfg.actor
-    weights = state["actor_state_dict"]
+    # A distillation checkpoint's deployable policy is the student (``actor_state_dict`` in format 1).
+    weights = state["student_state_dict"] if "student_state_dict" in state else state["actor_state_dict"]
     layers = sorted(
         (k for k in weights if k.startswith("mlp.") and k.endswith(".weight")), key=lambda k: int(k.split(".")[1])
     )
-    first = weights["rnn.weight_ih_l0"] if "rnn.weight_ih_l0" in weights else weights[layers[0]]
-    actor = build_model(first.shape[1], weights[layers[-1]].shape[0], actor_cfg)
+    # The recurrent input weights (named rnn.rnn.* now, rnn.* in checkpoints of earlier versions) give the input width.
+    rnn_key = next((k for k in ("rnn.rnn.weight_ih_l0", "rnn.weight_ih_l0") if k in weights), None)
+    first = weights[rnn_key] if rnn_key else weights[layers[0]]
+    if isinstance(actor_cfg, CNNConfig) and obs is None:
+        raise ValueError("rebuilding a CNN actor needs an observation of its task (the image shapes): give the task")
+    actor = build_model(first.shape[1], weights[layers[-1]].shape[0], actor_cfg, obs_groups=groups, obs=obs)
     actor.load_state_dict(weights)
     actor.eval()
     return actor, groups, history
@@ -360,16 +375,15 @@ def export_checkpoint(
     """
     from rsl_rl.cli.env_config import checkpoint_env_config, config_to_data
     from rsl_rl.registry import get_task
-    from rsl_rl.runners.checkpoint import latest_checkpoint, load_checkpoint
-    from rsl_rl.runners.distillation import HistoryInferencePolicy
+    from rsl_rl.runners.checkpoint import iterations_completed, latest_checkpoint, load_checkpoint
+    from rsl_rl.runners.distillation_runner import HistoryInferencePolicy
 
     path = Path(checkpoint)
     path = latest_checkpoint(path) if path.is_dir() else path
     state = load_checkpoint(path, map_location="cpu")
-    actor, groups, history = rebuild_actor(state)
     task = task or (state.get("infos") or {}).get("task")
     env_spec: dict[str, Any] = {}
-    env_config = recorded = None
+    env_config = recorded = env = None
     period = decimation = None
     if task is not None:
         spec = get_task(task)
@@ -380,13 +394,16 @@ def export_checkpoint(
         if hasattr(env_cfg, "sim"):
             env_cfg.sim.backend = "cpu"
         env = spec.build(env_cfg, device="cpu", seed=12345)
+    # Built after the env: a CNN actor takes its image shapes from an observation.
+    actor, groups, history = rebuild_actor(state, env.get_observations() if env is not None else None)
+    if env is not None:
         env_spec, period, decimation = env.deployment_spec(), env.step_dt, getattr(env_cfg, "decimation", 1)
         rows = []
         policy = inference_policy(actor, groups) if history == 1 else HistoryInferencePolicy(actor, groups, history)  # pyright: ignore[reportArgumentType]
         with torch.inference_mode():
             obs = env.reset()
             for _ in range(record_steps):
-                read = torch.cat([obs[g] for g in groups], dim=-1)
+                read = torch.cat([obs[g].flatten(1) for g in groups], dim=-1)  # images flattened: the flat layout
                 action = policy(obs)
                 if isinstance(policy, HistoryInferencePolicy) and policy.history is not None:
                     read = policy.history.buffer.flatten(1)  # a history student reads the stacked steps
@@ -403,7 +420,7 @@ def export_checkpoint(
         decimation,
         task,
         path,
-        int(state.get("iter", 0)),
+        iterations_completed(state),
         str(path.parent),
         history=history,
         env_config=env_config,

@@ -82,7 +82,8 @@ def run_sim2sim(
     done: list[list[np.ndarray]] = [[] for _ in range(episodes)]
     with torch.inference_mode():
         for _ in range(horizon):
-            x = torch.cat([obs[g] for g in groups], dim=-1).numpy()
+            # Images are flattened C·H·W, as the export lays them out.
+            x = torch.cat([obs[g].flatten(1) for g in groups], dim=-1).numpy()
             actions = np.zeros((episodes, meta["action"]["dim"]), dtype=np.float32)
             for i, runtime in enumerate(runtimes):
                 if not active[i]:

@@ -1,8 +1,12 @@
 """Export of a trained policy: observation normaliser + network → action mean, as ONNX and TorchScript.
 
 MLP policies: input ``obs [batch, obs_dim]`` (the actor's observation groups concatenated in ``obs_groups`` order),
-output ``actions [batch, num_actions]``, as rsl_rl exports. Recurrent policies add explicit state: inputs ``obs, h_in``
-(and ``c_in`` for an LSTM), outputs ``actions, h_out`` (and ``c_out``), each state ``[layers, batch, hidden]``.
+output ``actions [batch, num_actions]``, as rsl_rl exports. CNN policies take the same one flat ``obs``: every group
+flattened in ``obs_groups`` order, an image ``[C, H, W]`` row-major (:mod:`rsl_rl.models.cnn_model`), so the
+deployment runtime and its metadata need nothing new; rsl-rl-lib's per-image inputs are ``CNNModel.as_onnx()``'s.
+Recurrent ONNX policies add explicit state: inputs ``obs, h_in`` (and ``c_in`` for an LSTM), outputs ``actions,
+h_out`` (and ``c_out``), each ``[layers, batch, hidden]``.
+TorchScript exports are stateful as rsl-rl-lib's: ``forward(obs) → actions`` and ``reset()``.
 ``deploy/export.py`` adds metadata and the parity check that every deployment export runs.
 """
 
@@ -18,13 +22,14 @@ from tensordict import TensorDict
 from torch import nn
 
 from rsl_rl.atomic import atomic_write
-from rsl_rl.modules.mlp import MLPModel
-from rsl_rl.modules.normalizer import EmpiricalNormalization
-from rsl_rl.modules.rnn import RNNModel
+from rsl_rl.models.cnn_model import CNNModel
+from rsl_rl.models.mlp_model import MLPModel
+from rsl_rl.models.rnn_model import RNNModel
+from rsl_rl.modules.normalization import EmpiricalNormalization
 from rsl_rl.modules.sac_models import SquashedGaussianActor
 
-Actor = MLPModel | RNNModel | SquashedGaussianActor
-"""Every actor a runner can export: PPO's MLP or RNN, SAC's squashed Gaussian."""
+Actor = MLPModel | RNNModel | CNNModel | SquashedGaussianActor
+"""Every actor a runner can export: PPO's MLP, RNN or CNN model, SAC's squashed Gaussian."""
 
 ONNX_OPSET = 18
 
@@ -43,7 +48,8 @@ class InferencePolicy(nn.Module):
     def forward(self, obs: TensorDict | torch.Tensor) -> torch.Tensor:
         if isinstance(obs, torch.Tensor):
             return self.actor(obs)
-        return self.actor(torch.cat([obs[g] for g in self.obs_groups], dim=-1))
+        # Flattened per group: an image group [N, C, H, W] joins the flat layout a CNN actor reads.
+        return self.actor(torch.cat([obs[g].flatten(1) for g in self.obs_groups], dim=-1))
 
     def reset(self, dones: torch.Tensor | None = None) -> None:
         """Start new episodes (nothing to do without memory)."""
@@ -63,15 +69,16 @@ class RecurrentInferencePolicy(nn.Module):
         x = obs if isinstance(obs, torch.Tensor) else torch.cat([obs[g] for g in self.obs_groups], dim=-1)
         if self.hidden is None or self.hidden[0].shape[1] != x.shape[0]:
             self.hidden = self.actor.initial_hidden(x.shape[0], x.device)
-        mean, self.hidden = self.actor(x, self.hidden)
+        mean, self.hidden = self.actor.step(x, self.hidden)
         return mean
 
     def reset(self, dones: torch.Tensor | None = None) -> None:
         if dones is None or self.hidden is None:
             self.hidden = None
             return
-        keep = (~dones).to(self.hidden[0].dtype).unsqueeze(-1)
-        self.hidden = tuple(h * keep for h in self.hidden)
+        # Any dtype of dones (Isaac Lab passes long: ~dones would be −1/−2); torch.where so NaN cannot survive.
+        done = dones.to(torch.bool).reshape(1, -1, 1)
+        self.hidden = tuple(torch.where(done, 0.0, h) for h in self.hidden)
 
 
 def inference_policy(actor: Actor, obs_groups: list[str]) -> InferencePolicy | RecurrentInferencePolicy:
@@ -87,10 +94,11 @@ class _Normalize(nn.Module):
     def __init__(self, actor: Actor) -> None:
         super().__init__()
         normalizer = actor.obs_normalizer
+        dim = actor.obs_dim_1d if isinstance(actor, CNNModel) else actor.obs_dim  # a CNN model normalises vectors only
         if isinstance(normalizer, EmpiricalNormalization):
             offset, scale = normalizer.mean.detach().clone(), (normalizer.std + normalizer.eps).detach().clone()
         else:
-            offset, scale = torch.zeros(actor.obs_dim), torch.ones(actor.obs_dim)
+            offset, scale = torch.zeros(dim), torch.ones(dim)
         # Frozen parameters rather than buffers: typed attributes that TorchScript and ONNX both handle.
         self.offset = nn.Parameter(offset.cpu(), requires_grad=False)
         self.scale = nn.Parameter(scale.cpu(), requires_grad=False)
@@ -109,6 +117,50 @@ class ExportedPolicy(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.normalize(obs))
+
+    @torch.jit.export
+    def reset(self) -> None:
+        """rsl-rl-lib's exported policies have ``reset()``; a stateless policy has nothing to forget."""
+
+
+class ExportedCNNPolicy(nn.Module):
+    """A standalone copy of a CNN actor: the flat ``obs`` split by the model's fixed column ranges, the vector part
+    normalised, each image ``[C, H, W]`` through its encoder, the MLP (see :mod:`rsl_rl.models.cnn_model`)."""
+
+    def __init__(self, actor: CNNModel) -> None:
+        super().__init__()
+        self.normalize = _Normalize(actor)
+        self.cnns = nn.ModuleList([copy.deepcopy(actor.cnns[g]).cpu().eval() for g in actor.obs_groups_2d])
+        self.mlp = copy.deepcopy(actor.mlp).cpu().eval()
+        self.has_vector = actor.obs_dim_1d > 0
+        # Never empty (TorchScript infers the attributes' types from their values); unused without vector groups.
+        self.vector_spans = list(actor.vector_spans) or [(0, 0)]
+        self.image_spans = list(actor.image_spans)
+        self.image_shapes = [list(actor.layout[g][1]) for g in actor.obs_groups_2d]
+
+    def encode(self, vector: torch.Tensor, images: list[torch.Tensor]) -> torch.Tensor:
+        """The MLP output for the vector groups ``[B, D1]`` and the images (each ``[B, C, H, W]``)."""
+        latent = [self.normalize(vector)] if self.has_vector else []
+        for i, cnn in enumerate(self.cnns):
+            latent.append(cnn(images[i]))
+        return self.mlp(torch.cat(latent, dim=-1))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        # Index loops rather than zip: TorchScript compiles this method too.
+        vector = (
+            torch.cat([obs[:, span[0] : span[1]] for span in self.vector_spans], dim=-1)
+            if self.has_vector
+            else obs[:, :0]
+        )
+        images: list[torch.Tensor] = []
+        for i in range(len(self.image_spans)):
+            start, end = self.image_spans[i]
+            images.append(obs[:, start:end].reshape([-1] + self.image_shapes[i]))
+        return self.encode(vector, images)
+
+    @torch.jit.export
+    def reset(self) -> None:
+        """Stateless: nothing to forget (the method exists because rsl-rl-lib's exports have it)."""
 
 
 class ExportedSACPolicy(nn.Module):
@@ -129,6 +181,10 @@ class ExportedSACPolicy(nn.Module):
         u = torch.tanh(self.mlp(self.normalize(obs))[:, : self.num_actions])
         return self.center + u * torch.where(u >= 0, self.up, self.down)
 
+    @torch.jit.export
+    def reset(self) -> None:
+        """Stateless: nothing to forget (the method exists because rsl-rl-lib's exports have it)."""
+
 
 class ExportedGRUPolicy(nn.Module):
     """``(obs, h_in) → (actions, h_out)``."""
@@ -136,7 +192,7 @@ class ExportedGRUPolicy(nn.Module):
     def __init__(self, actor: RNNModel) -> None:
         super().__init__()
         self.normalize = _Normalize(actor)
-        self.rnn = copy.deepcopy(actor.rnn).cpu().eval()
+        self.rnn = copy.deepcopy(actor.rnn.rnn).cpu().eval()
         self.mlp = copy.deepcopy(actor.mlp).cpu().eval()
 
     def forward(self, obs: torch.Tensor, h_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,7 +206,7 @@ class ExportedLSTMPolicy(nn.Module):
     def __init__(self, actor: RNNModel) -> None:
         super().__init__()
         self.normalize = _Normalize(actor)
-        self.rnn = copy.deepcopy(actor.rnn).cpu().eval()
+        self.rnn = copy.deepcopy(actor.rnn.rnn).cpu().eval()
         self.mlp = copy.deepcopy(actor.mlp).cpu().eval()
 
     def forward(
@@ -160,12 +216,66 @@ class ExportedLSTMPolicy(nn.Module):
         return self.mlp(y.squeeze(0)), h_out, c_out
 
 
+class ScriptedGRUPolicy(nn.Module):
+    """TorchScript export of a GRU actor, stateful as rsl-rl-lib's: ``forward(obs) → actions`` carries the hidden
+    state from call to call, ``reset()`` forgets it. A batch of another size than the stored state starts from zeros.
+    """
+
+    def __init__(self, actor: RNNModel) -> None:
+        super().__init__()
+        self.normalize = _Normalize(actor)
+        self.rnn = copy.deepcopy(actor.rnn.rnn).cpu().eval()
+        self.mlp = copy.deepcopy(actor.mlp).cpu().eval()
+        self.register_buffer("hidden_state", actor.initial_hidden(1)[0].cpu())
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        h = self.hidden_state
+        if h.shape[1] != obs.shape[0]:
+            h = torch.zeros(h.shape[0], obs.shape[0], h.shape[2], dtype=h.dtype, device=h.device)
+        y, h = self.rnn(self.normalize(obs).unsqueeze(0), h)
+        self.hidden_state = h
+        return self.mlp(y.squeeze(0))
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.hidden_state = torch.zeros_like(self.hidden_state)
+
+
+class ScriptedLSTMPolicy(nn.Module):
+    """TorchScript export of an LSTM actor, stateful as rsl-rl-lib's (see :class:`ScriptedGRUPolicy`)."""
+
+    def __init__(self, actor: RNNModel) -> None:
+        super().__init__()
+        self.normalize = _Normalize(actor)
+        self.rnn = copy.deepcopy(actor.rnn.rnn).cpu().eval()
+        self.mlp = copy.deepcopy(actor.mlp).cpu().eval()
+        h, c = actor.initial_hidden(1)
+        self.register_buffer("hidden_state", h.cpu())
+        self.register_buffer("cell_state", c.cpu())
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        h, c = self.hidden_state, self.cell_state
+        if h.shape[1] != obs.shape[0]:
+            h = torch.zeros(h.shape[0], obs.shape[0], h.shape[2], dtype=h.dtype, device=h.device)
+            c = torch.zeros_like(h)
+        y, (h, c) = self.rnn(self.normalize(obs).unsqueeze(0), (h, c))
+        self.hidden_state, self.cell_state = h, c
+        return self.mlp(y.squeeze(0))
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.hidden_state = torch.zeros_like(self.hidden_state)
+        self.cell_state = torch.zeros_like(self.cell_state)
+
+
 def exportable(actor: Actor) -> nn.Module:
     """The export module of an actor."""
     if isinstance(actor, SquashedGaussianActor):
         return ExportedSACPolicy(actor)
     if isinstance(actor, RNNModel):
         return ExportedGRUPolicy(actor) if actor.cfg.rnn_type == "gru" else ExportedLSTMPolicy(actor)
+    if isinstance(actor, CNNModel):
+        return ExportedCNNPolicy(actor)
     return ExportedPolicy(actor)
 
 
@@ -209,6 +319,11 @@ def export_onnx(actor: Actor, path: str | os.PathLike[str], opset: int = ONNX_OP
 
 
 def export_jit(actor: Actor, path: str | os.PathLike[str], extra_files: dict[str, str] | None = None) -> Path:
-    """Write the deterministic policy as a scripted TorchScript module (atomic write)."""
-    scripted = torch.jit.script(exportable(actor))
+    """Write the deterministic policy as a scripted TorchScript module (atomic write): ``forward(obs) → actions`` and
+    ``reset()``, as rsl-rl-lib exports; a recurrent one keeps its hidden state inside (ONNX takes it explicitly)."""
+    if isinstance(actor, RNNModel):
+        module: nn.Module = ScriptedGRUPolicy(actor) if actor.cfg.rnn_type == "gru" else ScriptedLSTMPolicy(actor)
+    else:
+        module = exportable(actor)
+    scripted = torch.jit.script(module)
     return atomic_write(path, lambda f: torch.jit.save(scripted, f, _extra_files=extra_files or {}))

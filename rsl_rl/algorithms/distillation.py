@@ -27,8 +27,16 @@ import torch
 from tensordict import TensorDict
 
 from rsl_rl.algorithms.losses import adaptive_kl_loss, forward_kl_loss, huber_loss, mse_loss, reverse_kl_loss
-from rsl_rl.algorithms.ppo import OPTIMIZERS, _make_optimizer, step_if_finite
-from rsl_rl.modules.rnn import (
+from rsl_rl.algorithms.optimizers import (
+    OPTIMIZERS,
+    format_1_order,
+    is_format_1,
+    load_optimizer_state,
+    make_optimizer,
+    step_if_finite,
+)
+from rsl_rl.algorithms.rsl_rl_lib_api import RslRlLibAlgorithm
+from rsl_rl.models.rnn_model import (
     Hidden,
     Model,
     RNNModel,
@@ -40,6 +48,7 @@ from rsl_rl.modules.rnn import (
     select_hidden,
 )
 from rsl_rl.storage.rollout_storage import RecurrentRolloutStorage
+from rsl_rl.utils.class_names import short_class_name
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 """``(student_mean [B, A], teacher_mean [B, A], teacher_std [B, A])`` of one mini-batch, with the graph attached."""
@@ -92,9 +101,7 @@ class DistillationConfig:
     """Student input = the last k student observations stacked (oldest first); 1 = the current one only."""
 
     def __post_init__(self) -> None:
-        name = self.class_name.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
-        if name != "Distillation":
-            raise ValueError(f"algorithm.class_name={self.class_name!r} is not supported; allowed: 'Distillation'")
+        short_class_name(self.class_name, ["Distillation"], "algorithm.class_name")
         self.optimizer = self.optimizer.lower()
         if self.loss not in LOSSES:
             raise ValueError(f"algorithm.loss={self.loss!r}; allowed: {list(LOSSES)}")
@@ -133,7 +140,7 @@ class ObservationHistory:
 
     def reset(self, dones: torch.Tensor) -> None:
         """Mark envs whose episode ended; their next push refills the history."""
-        self.start = self.start | dones
+        self.start = self.start | dones.to(torch.bool).reshape(-1)  # any dtype: Isaac Lab passes long dones
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The stacked observations and the refill flags, for exact resume."""
@@ -152,8 +159,13 @@ class ObservationHistory:
         self.start = state["start"].to(self.start.device).clone()
 
 
-class Distillation:
+class Distillation(RslRlLibAlgorithm):
     """Train ``student`` to imitate a frozen ``teacher`` on the states the student visits."""
+
+    # rsl-rl-lib's hyperparameter attributes, forwarded to self.cfg (rsl_rl_lib_api.py).
+    config_aliases = ("num_learning_epochs", "gradient_length", "max_grad_norm")
+    teacher_loaded: bool = False
+    """Whether the teacher holds trained weights (from ``teacher_checkpoint`` or a loaded PPO checkpoint)."""
 
     loss_keys: tuple[str, ...] = (DISTILLATION_LOSS,)
     """Statistics of :meth:`update` that must be finite; the runner checks them once per iteration."""
@@ -172,6 +184,7 @@ class Distillation:
         self.device = torch.device(device)
         self.student = student.to(self.device)
         self.teacher = teacher.to(self.device).eval().requires_grad_(False)
+        self.obs_groups = {name: list(groups) for name, groups in obs_groups.items()}
         self.student_groups = list(obs_groups["student"])
         self.teacher_groups = list(obs_groups["teacher"])
         self.recurrent = isinstance(student, RNNModel)
@@ -192,7 +205,7 @@ class Distillation:
             "teacher": initial_hidden(teacher, num_envs, self.device),
         }
         self.learning_rate = torch.tensor(float(cfg.learning_rate), device=self.device)
-        self.optimizer = _make_optimizer(cfg.optimizer, list(self.student.parameters()), self.learning_rate)
+        self.optimizer = make_optimizer(cfg.optimizer, list(self.student.parameters()), self.learning_rate)
         self.loss_fn: LossFn = (
             _on_means(partial(huber_loss, delta=cfg.huber_delta)) if cfg.loss == "huber" else LOSSES[cfg.loss]
         )
@@ -232,12 +245,11 @@ class Distillation:
         self,
         obs: TensorDict,
         rewards: torch.Tensor,
-        terminated: torch.Tensor,
-        truncated: torch.Tensor,
+        dones: torch.Tensor,
         extras: dict[str, Any],
     ) -> None:
         """Record episode ends; reset the memories (hidden states, history) of envs whose episode ended."""
-        done = terminated | truncated
+        done = dones.to(torch.bool)
         self.storage.dones[self.storage.step].copy_(done)
         self.hidden = {name: reset_hidden(state, done) for name, state in self.hidden.items()}
         if self.history is not None:
@@ -306,13 +318,14 @@ class Distillation:
     # --- persistence -------------------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """The student under ``actor_state_dict`` (the deployable policy), the teacher, optimiser and schedule, and the
-        per-env memory (``memory``: hidden states, observation history) that an exact resume needs."""
+        """rsl-rl-lib's keys -- the student under ``student_state_dict``, the teacher under ``teacher_state_dict`` --
+        plus the optimiser and schedule, and the per-env memory (``memory``: hidden states, observation history) that
+        an exact resume needs."""
         memory: dict[str, Any] = {name: list(state) for name, state in self.hidden.items()}
         if self.history is not None:
             memory["history"] = self.history.state_dict()
         return {
-            "actor_state_dict": self.student.state_dict(),
+            "student_state_dict": self.student.state_dict(),
             "teacher_state_dict": self.teacher.state_dict(),
             "optimizer_state_dict": self.optimizer.state_dict(),
             "learning_rate": float(self.learning_rate),
@@ -320,22 +333,32 @@ class Distillation:
             "memory": memory,
         }
 
+    def default_load_cfg(self, state: dict[str, Any]) -> dict[str, bool]:
+        """What a load without ``load_cfg`` restores (rsl-rl-lib's rule): from an RL checkpoint (no student, no
+        teacher weights) only the teacher -- its actor; from a distillation checkpoint everything."""
+        if "teacher_state_dict" not in state and "student_state_dict" not in state:
+            return {"teacher": True, "iteration": False}
+        return {"student": True, "teacher": True, "optimizer": True, "iteration": True}
+
     def load_state_dict(
         self, state: dict[str, Any], load_cfg: dict[str, bool] | None = None, strict: bool = True
     ) -> None:
-        """Load what ``load_cfg`` selects (keys ``actor`` = student, ``teacher``, ``optimizer``; all by default; and
-        ``memory``, which the runner sets when it restores the env's state too: the memory belongs to the episodes in
-        progress)."""
-        load_cfg = load_cfg or {"actor": True, "teacher": True, "optimizer": True}
-        if load_cfg.get("actor", False):
-            self.student.load_state_dict(state["actor_state_dict"], strict=strict)
-        if load_cfg.get("teacher", True) and "teacher_state_dict" in state:
-            self.teacher.load_state_dict(state["teacher_state_dict"], strict=strict)
-        if load_cfg.get("optimizer", False) and "optimizer_state_dict" in state:
-            self.optimizer.load_state_dict(state["optimizer_state_dict"])
+        """Load what ``load_cfg`` selects (keys ``student`` (``actor`` in checkpoints of format 1), ``teacher``,
+        ``optimizer``; None: :meth:`default_load_cfg`), and ``memory``, which the runner sets when it restores the
+        env's state too: the memory belongs to the episodes in progress."""
+        load_cfg = load_cfg if load_cfg is not None else self.default_load_cfg(state)
+        rl_checkpoint = "teacher_state_dict" not in state and "student_state_dict" not in state
+        if (load_cfg.get("student") or load_cfg.get("actor")) and not rl_checkpoint:
+            student = state["student_state_dict"] if "student_state_dict" in state else state["actor_state_dict"]
+            self.student.load_state_dict(student, strict=strict)
+        if load_cfg.get("teacher", False):
+            teacher = state["actor_state_dict"] if rl_checkpoint else state["teacher_state_dict"]
+            self.teacher.load_state_dict(teacher, strict=strict)
+            self.teacher_loaded = True
+        if load_cfg.get("optimizer", False) and "optimizer_state_dict" in state and not rl_checkpoint:
+            order = format_1_order(self.student) if is_format_1(state) else None
+            load_optimizer_state(self.optimizer, state["optimizer_state_dict"], self.learning_rate, order)
             self.learning_rate.fill_(float(state.get("learning_rate", self.cfg.learning_rate)))
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.learning_rate
             self.iteration = int(state.get("distillation_iteration", 0))
             anneal = self.cfg.teacher_rollout_anneal_iterations
             progress = min(self.iteration / anneal, 1.0) if anneal > 0 else 1.0
@@ -349,6 +372,21 @@ class Distillation:
     def get_policy(self) -> Model:
         """The student (the policy that gets deployed)."""
         return self.student
+
+    def models(self) -> list[torch.nn.Module]:
+        return [self.student]
+
+    @staticmethod
+    def construct_algorithm(obs: TensorDict, env: Any, cfg: dict[str, Any], device: str) -> Distillation:
+        """rsl-rl-lib's factory: the distillation a ``train_cfg`` dict describes (``student``/``teacher`` sections);
+        the teacher's weights come from ``teacher_checkpoint`` or a later ``load``. Resolves ``cfg["obs_groups"]``."""
+        from rsl_rl.runners.distillation_runner import build_distillation, distillation_config_from_dict
+
+        train_cfg = distillation_config_from_dict(cfg)
+        alg = build_distillation(obs, int(env.num_envs), int(env.num_actions), train_cfg, torch.device(device))
+        cfg["obs_groups"] = {name: list(groups) for name, groups in alg.obs_groups.items()}
+        alg.compile(cfg.get("torch_compile_mode"))
+        return alg
 
     def train_mode(self) -> None:
         self.student.train()

@@ -17,13 +17,11 @@ Differences from rsl_rl's PPO, each for a measured or reported reason:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from tensordict import TensorDict
-from torch.nn.utils import clip_grads_with_norm_, get_total_norm
 
 from rsl_rl.algorithms.losses import (
     adaptive_learning_rate,
@@ -32,11 +30,23 @@ from rsl_rl.algorithms.losses import (
     normalize,
     value_loss,
 )
+from rsl_rl.algorithms.optimizers import (
+    OPTIMIZERS,
+    format_1_order,
+    is_format_1,
+    load_optimizer_state,
+    make_optimizer,
+    step_if_finite,
+)
+from rsl_rl.algorithms.ppo_extensions import PPOExtensions, checked_extension_configs
+from rsl_rl.algorithms.rsl_rl_lib_api import RslRlLibAlgorithm
+from rsl_rl.env.batched import split_dones
+from rsl_rl.extensions import RandomNetworkDistillation, Symmetry
+from rsl_rl.models.mlp_model import MLPModel
 from rsl_rl.modules.distribution import gaussian_entropy, gaussian_kl, gaussian_log_prob
-from rsl_rl.modules.mlp import MLPModel
 from rsl_rl.storage.rollout_storage import RolloutStorage
+from rsl_rl.utils.class_names import short_class_name
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("adaptive", "fixed")
 TIMEOUT_BOOTSTRAPS = ("final_obs", "current_value")
 CPU_MICRO_BATCH = 2048
@@ -84,11 +94,13 @@ class PPOConfig:
     """``"final_obs"``: r += γ·V(final_obs) on time-outs (exact); ``"current_value"``: r += γ·V(s_t) (rsl_rl)."""
     micro_batch_size: int = 0
     """Rows per forward/backward chunk; 0 = automatic (2048 on CPU, whole mini-batch on GPU)."""
+    rnd_cfg: dict[str, Any] | None = None
+    """Random network distillation: weight, weight_schedule, num_outputs, predictor/target_hidden_dims...; None: off."""
+    symmetry_cfg: dict[str, Any] | None = None
+    """Symmetry: data_augmentation_func ("module:function"), use_data_augmentation, use_mirror_loss...; None: off."""
 
     def __post_init__(self) -> None:
-        name = self.class_name.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
-        if name != "PPO":
-            raise ValueError(f"algorithm.class_name={self.class_name!r} is not supported; allowed: 'PPO'")
+        short_class_name(self.class_name, ["PPO"], "algorithm.class_name")
         self.optimizer = self.optimizer.lower()
         for field_name, value, allowed in (
             ("optimizer", self.optimizer, OPTIMIZERS),
@@ -107,10 +119,17 @@ class PPOConfig:
         if self.micro_batch_size < 0:
             raise ValueError(f"algorithm.micro_batch_size must be >= 0 (0 = automatic), got {self.micro_batch_size}")
         self.learning_rate_bounds = (float(self.learning_rate_bounds[0]), float(self.learning_rate_bounds[1]))
+        self.rnd_cfg, self.symmetry_cfg = checked_extension_configs(self.rnd_cfg, self.symmetry_cfg)
 
 
-class PPO:
-    """PPO with a Gaussian MLP actor and an MLP critic over named observation groups."""
+class PPO(RslRlLibAlgorithm):
+    """PPO with a Gaussian MLP actor and an MLP critic over named observation groups; optionally with rsl-rl-lib's
+    RND and symmetry extensions, which act at a few hook points through :class:`PPOExtensions`."""
+
+    # rsl-rl-lib's hyperparameter attributes, forwarded to self.cfg (rsl_rl_lib_api.py).
+    config_aliases = ("num_learning_epochs", "num_mini_batches", "clip_param", "gamma", "lam", "value_loss_coef",
+                      "entropy_coef", "max_grad_norm", "use_clipped_value_loss", "schedule", "desired_kl",
+                      "normalize_advantage_per_mini_batch", "use_mixed_precision")  # fmt: skip
 
     storage_class: type[RolloutStorage] = RolloutStorage
     loss_keys: tuple[str, ...] = ("value_function", "surrogate")
@@ -125,31 +144,37 @@ class PPO:
         num_envs: int,
         num_steps_per_env: int,
         device: torch.device | str = "cpu",
+        rnd: RandomNetworkDistillation | None = None,
+        symmetry: Symmetry | None = None,
     ) -> None:
         self.cfg = cfg
         self.device = torch.device(device)
         self.actor = actor.to(self.device)
         self.critic = critic.to(self.device)
+        self.obs_groups = {name: list(groups) for name, groups in obs_groups.items()}
         self.actor_groups = list(obs_groups["actor"])
         self.critic_groups = list(obs_groups["critic"])
         self.shared_obs = self.actor_groups == self.critic_groups
+        # The stored model inputs: a critic that reads the actor's groups shares the actor's tensor.
+        sets = {"actor": self.actor_groups, **({} if self.shared_obs else {"critic": self.critic_groups})}
+        self.rnd, self.symmetry = rnd, symmetry
+        # RND and symmetry act at a few hook points, each a no-op without them (ppo_extensions.py).
+        self.extensions = PPOExtensions(rnd, symmetry, sets, self.device)
+        dims, aliases = self.extensions.storage_inputs({"actor": actor.obs_dim, "critic": critic.obs_dim})
         self.storage = self.storage_class(
-            num_steps_per_env,
-            num_envs,
-            {"actor": actor.obs_dim} if self.shared_obs else {"actor": actor.obs_dim, "critic": critic.obs_dim},
-            actor.output_dim,
-            self.device,
-            shared_obs={"critic": "actor"} if self.shared_obs else None,
+            num_steps_per_env, num_envs, dims, actor.output_dim, self.device, shared_obs=aliases
         )
         # The learning rate lives on the device so the adaptive rule never syncs; fused Adam/AdamW/SGD accept it.
         self.learning_rate = torch.tensor(float(cfg.learning_rate), device=self.device)
-        params = [*self.actor.parameters(), *self.critic.parameters()]
-        self.optimizer = _make_optimizer(cfg.optimizer, params, self.learning_rate)
+        # Each parameter once: a critic may share the actor's CNN encoders, and a listed-twice tensor is stepped twice.
+        params = list(dict.fromkeys([*self.actor.parameters(), *self.critic.parameters()]))
+        self.optimizer = make_optimizer(cfg.optimizer, params, self.learning_rate)
         self.amp = torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.use_mixed_precision else None
         self._acted_obs: TensorDict | None = None
 
     def _cat(self, obs: TensorDict, groups: list[str]) -> torch.Tensor:
-        return obs[groups[0]] if len(groups) == 1 else torch.cat([obs[g] for g in groups], dim=-1)
+        # flatten(1): an image group [N, C, H, W] joins the flat layout of CNN models (a no-op view for [N, D]).
+        return obs[groups[0]].flatten(1) if len(groups) == 1 else torch.cat([obs[g].flatten(1) for g in groups], dim=-1)
 
     def act(self, obs: TensorDict) -> torch.Tensor:
         """Sample actions for ``obs`` and record the transition's first half. Call under ``torch.inference_mode``."""
@@ -170,22 +195,25 @@ class PPO:
         s.action_std[t].copy_(std)
         s.log_prob[t].copy_(gaussian_log_prob(actions, mean, std))
         s.values[t].copy_(self.critic(critic_obs).squeeze(-1))
+        self.extensions.act(obs, s, t)
         return actions
 
     def process_env_step(
         self,
         obs: TensorDict,
         rewards: torch.Tensor,
-        terminated: torch.Tensor,
-        truncated: torch.Tensor,
+        dones: torch.Tensor,
         extras: dict[str, Any],
     ) -> None:
         """Record reward and episode ends; fold the time-out bootstrap into the reward.
 
-        A truncated (not terminated) step gets r_t += γ·V(s_final): the return the episode would have continued with.
+        rsl-rl-lib's signature: ``dones[N]`` are all episode ends, ``extras["time_outs"]`` the time-outs among them,
+        ``extras["final_obs"]`` (ours) the observations before the reset. A time-out step gets
+        r_t += γ·V(s_final): the return the episode would have continued with. With RND, r_t += r_int(obs) first.
         """
         s, t = self.storage, self.storage.step
-        bootstrap = truncated & ~terminated
+        rewards, self.intrinsic_rewards = self.extensions.add_intrinsic_reward(obs, rewards)
+        terminated, bootstrap = split_dones(dones, extras)
         final_obs = extras.get("final_obs")
         if self.cfg.timeout_bootstrap == "current_value" or final_obs is None or final_obs is self._acted_obs:
             # rsl_rl's approximation, or an env (the rsl_rl adapter) whose final_obs is s_t: V(s_t) is stored.
@@ -194,7 +222,7 @@ class PPO:
             next_values = self._final_values(self._cat(final_obs, self.critic_groups), bootstrap)
         # torch.where, not a product: a non-finished env's final_obs row may hold anything, NaN included.
         s.rewards[t].copy_(rewards + self.cfg.gamma * torch.where(bootstrap, next_values, 0.0))
-        s.dones[t].copy_(terminated | truncated)
+        s.dones[t].copy_(terminated | bootstrap)
         s.step += 1
 
     def _final_values(self, critic_obs: torch.Tensor, bootstrap: torch.Tensor) -> torch.Tensor:
@@ -228,10 +256,9 @@ class PPO:
         """Epochs × mini-batches of clipped PPO; returns mean statistics as device tensors (no host sync)."""
         cfg, s = self.cfg, self.storage
         # One [T·N, K] table of every per-sample quantity: a (micro-)batch is then a single row gather.
-        fields = ["actor"] + ([] if self.shared_obs else ["critic"])
-        fields += ["actions", "action_mean", "action_std", "log_prob", "values", "returns", "advantages"]
-        table, col = s.pack(fields)
-        critic_col = col["actor"] if self.shared_obs else col["critic"]
+        sets = ["actor"] + ([] if self.shared_obs else ["critic"])
+        fields = sets + ["actions", "action_mean", "action_std", "log_prob", "values", "returns", "advantages"]
+        table, col = s.pack(fields + self.extensions.fields())
         all_advantages = table[:, col["advantages"]].squeeze(-1)
         # Sums of: surrogate, value loss, entropy, KL, clip fraction; then the count of discarded steps.
         totals = torch.zeros(6, device=self.device)
@@ -247,14 +274,13 @@ class PPO:
             sums = torch.zeros(5, device=self.device)
             for start in range(0, size, chunk):
                 rows = table[idx[start : start + chunk]]
-                old_log_prob = rows[:, col["log_prob"]].squeeze(-1)
-                old_values = rows[:, col["values"]].squeeze(-1)
-                returns = rows[:, col["returns"]].squeeze(-1)
+                inputs, actions = {name: rows[:, col[name]] for name in sets}, rows[:, col["actions"]]
+                inputs, actions = self.extensions.augment(inputs, actions)  # symmetry: [originals; mirrored copies]
                 advantages = (rows[:, col["advantages"]].squeeze(-1) - adv_mean) * adv_scale
                 with self.amp or contextlib.nullcontext():
-                    mean = self.actor(rows[:, col["actor"]]).float()
-                    values = self.critic(rows[:, critic_col]).squeeze(-1).float()
-                sums += self._backward(rows, col, mean, values, old_log_prob, old_values, returns, advantages, size)
+                    mean = self.actor(inputs["actor"]).float()
+                    values = self.critic(inputs[sets[-1]]).squeeze(-1).float()
+                sums += self._backward(rows, col, actions, mean, values, advantages, size)
             totals += self._step_mini_batch(sums, size)
         return self._finish_update(totals, len(batches))
 
@@ -262,30 +288,35 @@ class PPO:
         self,
         rows: torch.Tensor,
         col: dict[str, slice],
+        actions: torch.Tensor,
         mean: torch.Tensor,
         values: torch.Tensor,
-        old_log_prob: torch.Tensor,
-        old_values: torch.Tensor,
-        returns: torch.Tensor,
         advantages: torch.Tensor,
         size: int,
     ) -> torch.Tensor:
-        """Back-propagate the PPO loss of ``n`` samples (``[n]`` each, ``mean [n, A]``) scaled by ``1/size``.
-
-        Returns the sums of surrogate, value loss, entropy, KL and clipped samples ``[5]``.
-        """
-        cfg, n = self.cfg, mean.shape[0]
+        """Back-propagate the PPO loss of a chunk scaled by ``1/size``: ``rows [n, K]`` of the packed table (``col``:
+        field → columns), ``advantages [n]``, and ``actions``, ``mean [k·n, A]``, ``values [k·n]`` where symmetry
+        augmentation appended k − 1 mirrored copies (surrogate and value losses are then means over the k·n rows;
+        entropy, KL and clip fraction come from the originals). Returns the sums of surrogate, value loss, entropy, KL
+        and clipped samples ``[5]``."""
+        cfg, n = self.cfg, rows.shape[0]
+        k = mean.shape[0] // n
+        old_log_prob, old_values, returns = (
+            rows[:, col[name]].squeeze(-1) for name in ("log_prob", "values", "returns")
+        )
         std = self.actor.std()
-        log_prob = gaussian_log_prob(rows[:, col["actions"]], mean, std)
-        surrogate = clipped_surrogate_loss(log_prob, old_log_prob, advantages, cfg.clip_param).sum()
-        v_loss = value_loss(values, old_values, returns, cfg.clip_param, cfg.use_clipped_value_loss).sum()
+        log_prob = gaussian_log_prob(actions, mean, std)
+        surrogate = clipped_surrogate_loss(log_prob, old_log_prob.repeat(k), advantages.repeat(k), cfg.clip_param)
+        v_loss = value_loss(values, old_values.repeat(k), returns.repeat(k), cfg.clip_param, cfg.use_clipped_value_loss)
+        surrogate, v_loss = surrogate.sum() / k, v_loss.sum() / k
         # The std is state-independent, so the entropy is the same for every sample of the chunk.
         entropy = gaussian_entropy(std) * n
         loss = (surrogate + cfg.value_loss_coef * v_loss - cfg.entropy_coef * entropy) / size
+        loss = self.extensions.add_chunk_loss(loss, self.actor, rows, col, mean, size)  # RND's, the mirror loss
         loss.backward()
         with torch.no_grad():
-            kl = gaussian_kl(rows[:, col["action_mean"]], rows[:, col["action_std"]], mean, std).sum()
-            clipped = (log_prob - old_log_prob).exp().sub(1.0).abs().gt(cfg.clip_param).sum()
+            kl = gaussian_kl(rows[:, col["action_mean"]], rows[:, col["action_std"]], mean[:n], std).sum()
+            clipped = (log_prob[:n] - old_log_prob).exp().sub(1.0).abs().gt(cfg.clip_param).sum()
             return torch.stack([surrogate, v_loss, entropy, kl, clipped])
 
     def _step_mini_batch(self, sums: torch.Tensor, size: int) -> torch.Tensor:
@@ -298,6 +329,7 @@ class PPO:
             self.learning_rate.copy_(adaptive_learning_rate(self.learning_rate, mean_kl, cfg.desired_kl, lo, hi))
         groups = [list(self.actor.parameters()), list(self.critic.parameters())]
         discarded = step_if_finite(self.optimizer, groups, cfg.max_grad_norm, self.device)
+        self.extensions.step()  # RND's own optimiser, after PPO's
         # torch.where, not a product: the statistics of a discarded mini-batch are NaN or inf, and NaN·0 is NaN.
         return torch.cat([torch.where(discarded > 0, 0.0, sums / size), discarded.reshape(1)])
 
@@ -306,11 +338,12 @@ class PPO:
         # Normalisers see this rollout only now, so the log-probs recorded during collection stay consistent.
         self.actor.update_normalization(s.flat(s.obs["actor"]))
         self.critic.update_normalization(s.flat(s.obs["critic"]))
+        extra = self.extensions.finish_update(s, num_batches)
         s.clear()
         # Means over the applied mini-batches: 0/0 = NaN when every one was discarded, which the runner reports.
         means = totals[:5] / (num_batches - totals[5])
         names = ("surrogate", "value_function", "entropy", "kl", "clip_fraction")
-        return {**dict(zip(names, means, strict=True)), "discarded_steps": totals[5]}
+        return {**dict(zip(names, means, strict=True)), "discarded_steps": totals[5], **extra}
 
     def _micro_batch_size(self, size: int) -> int:
         if self.cfg.micro_batch_size > 0:
@@ -320,83 +353,60 @@ class PPO:
     # --- persistence -------------------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Networks (normalisers included), optimiser and learning rate, under rsl_rl's checkpoint keys."""
+        """Networks (normalisers included), optimiser and learning rate, under rsl_rl's checkpoint keys (with RND:
+        ``rnd_state_dict``, ``rnd_optimizer_state_dict``)."""
         return {
             "actor_state_dict": self.actor.state_dict(),
             "critic_state_dict": self.critic.state_dict(),
             "optimizer_state_dict": self.optimizer.state_dict(),
             "learning_rate": float(self.learning_rate),
+            **self.extensions.state_dict(),
         }
 
     def load_state_dict(
         self, state: dict[str, Any], load_cfg: dict[str, bool] | None = None, strict: bool = True
     ) -> None:
-        """Load what ``load_cfg`` selects (keys ``actor``, ``critic``, ``optimizer``; all by default)."""
-        load_cfg = load_cfg or {"actor": True, "critic": True, "optimizer": True}
+        """Load what ``load_cfg`` selects (keys ``actor``, ``critic``, ``optimizer``, ``rnd``: all by default, and
+        ``rnd`` unless it is False)."""
+        load_cfg = load_cfg or {"actor": True, "critic": True, "optimizer": True, "rnd": True}
+        self.extensions.load_state_dict(state, load_cfg, strict)
         if load_cfg.get("actor", False):
             self.actor.load_state_dict(state["actor_state_dict"], strict=strict)
         if load_cfg.get("critic", False):
             self.critic.load_state_dict(state["critic_state_dict"], strict=strict)
         if load_cfg.get("optimizer", False) and "optimizer_state_dict" in state:
-            self.optimizer.load_state_dict(state["optimizer_state_dict"])
-            lr = state.get("learning_rate", self.optimizer.param_groups[0]["lr"])
-            self.learning_rate.fill_(float(lr))
-            # load_state_dict replaces the group's lr; point it back at our device tensor.
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.learning_rate
+            order = None
+            if is_format_1(state):  # parameters were listed MLP/RNN first, distribution last
+                actor_order = format_1_order(self.actor)
+                order = [*actor_order, *(len(actor_order) + i for i in format_1_order(self.critic))]
+            load_optimizer_state(self.optimizer, state["optimizer_state_dict"], self.learning_rate, order)
+            if "learning_rate" in state:  # ours: the adaptive schedule's current value
+                self.learning_rate.fill_(float(state["learning_rate"]))
 
     def get_policy(self) -> MLPModel:
         """The actor (rsl_rl 5.x name)."""
         return self.actor
 
+    def models(self) -> list[torch.nn.Module]:
+        return [self.actor, self.critic, *self.extensions.models()]
+
+    @staticmethod
+    def construct_algorithm(obs: TensorDict, env: Any, cfg: dict[str, Any], device: str) -> PPO:
+        """rsl-rl-lib's factory: the PPO (recurrent if a model is an RNN) a ``train_cfg`` dict describes, for ``env``
+        (its ``num_envs``, ``num_actions``) and the observation ``obs``; ``cfg["obs_groups"]`` is resolved in place."""
+        from rsl_rl.runners.config import ppo_config_from_dict  # runners build on algorithms, not the reverse
+        from rsl_rl.runners.on_policy_runner import build_ppo
+
+        train_cfg = ppo_config_from_dict(cfg)
+        alg = build_ppo(obs, int(env.num_envs), int(env.num_actions), train_cfg, torch.device(device), env)
+        cfg["obs_groups"] = {name: list(groups) for name, groups in alg.obs_groups.items()}
+        alg.compile(cfg.get("torch_compile_mode"))
+        return alg
+
     def train_mode(self) -> None:
-        self.actor.train()
-        self.critic.train()
+        for part in (self.actor, self.critic, self.extensions):
+            part.train(True)
 
     def eval_mode(self) -> None:
-        self.actor.eval()
-        self.critic.eval()
-
-
-def step_if_finite(
-    optimizer: torch.optim.Optimizer,
-    groups: Sequence[Sequence[torch.Tensor]],
-    max_grad_norm: float | None,
-    device: torch.device,
-) -> torch.Tensor:
-    """Clip each group's gradients to ``max_grad_norm`` (None: no clipping), then step unless a gradient is non-finite.
-
-    Returns 1.0 if the step was discarded, else 0.0 (a device scalar). No host sync: the fused optimisers skip the
-    update themselves when their ``found_inf`` flag is set (the mechanism AMP's GradScaler uses); others get zeroed
-    gradients. PPO clips actor and critic separately (rsl_rl); distillation clips the student as one group.
-    """
-    finite = torch.ones((), dtype=torch.bool, device=device)
-    all_grads: list[torch.Tensor] = []
-    for params in groups:
-        grads = [p.grad for p in params if p.grad is not None]
-        if not grads:
-            continue
-        norm = get_total_norm(grads)
-        finite = finite & torch.isfinite(norm)
-        if max_grad_norm is not None:
-            clip_grads_with_norm_(params, max_grad_norm, norm)
-        all_grads += grads
-    found_inf = (~finite).float()
-    if optimizer.defaults.get("fused"):
-        setattr(optimizer, "found_inf", found_inf)  # noqa: B010 -- read by the fused step, as under AMP
-    else:
-        for g in all_grads:
-            g.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0).mul_(finite)
-    optimizer.step()
-    return found_inf
-
-
-def _make_optimizer(name: str, params: list[torch.nn.Parameter], lr: torch.Tensor) -> torch.optim.Optimizer:
-    """Fused Adam/AdamW/SGD take a tensor learning rate and are ~6x faster than the per-tensor loop on CPU."""
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, fused=True)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, fused=True)
-    return torch.optim.RMSprop(params, lr=lr, foreach=False)
+        for part in (self.actor, self.critic, self.extensions):
+            part.train(False)

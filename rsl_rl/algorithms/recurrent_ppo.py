@@ -12,6 +12,9 @@ Same run order and losses as :class:`~rsl_rl.algorithms.ppo.PPO`; what changes i
 
 A feed-forward model in the pair is run on the same ``[T, B, D]`` batch (its layers broadcast over T), so a recurrent
 actor with an MLP critic works, and so does the reverse (rsl_rl #155/#169).
+
+RND works as in PPO. Symmetry is refused, as rsl-rl-lib refuses it: a mirrored trajectory would need hidden states of
+its own, re-run from mirrored start states.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ import torch
 from tensordict import TensorDict
 
 from rsl_rl.algorithms.ppo import PPO, PPOConfig
-from rsl_rl.modules.distribution import gaussian_log_prob
-from rsl_rl.modules.mlp import MLPModel
-from rsl_rl.modules.rnn import (
+from rsl_rl.extensions import RandomNetworkDistillation, Symmetry
+from rsl_rl.models.mlp_model import MLPModel
+from rsl_rl.models.rnn_model import (
     Hidden,
     Model,
     initial_hidden,
@@ -35,6 +38,7 @@ from rsl_rl.modules.rnn import (
     restore_hidden,
     select_hidden,
 )
+from rsl_rl.modules.distribution import gaussian_log_prob
 from rsl_rl.storage.rollout_storage import RecurrentRolloutStorage
 
 
@@ -53,7 +57,14 @@ class RecurrentPPO(PPO):
         num_envs: int,
         num_steps_per_env: int,
         device: torch.device | str = "cpu",
+        rnd: RandomNetworkDistillation | None = None,
+        symmetry: Symmetry | None = None,
     ) -> None:
+        if symmetry is not None:
+            raise ValueError(
+                "RecurrentPPO does not support symmetry (algorithm.symmetry_cfg): symmetry augmentation and the mirror "
+                "loss need feed-forward actor and critic models"
+            )
         if num_envs < cfg.num_mini_batches:
             raise ValueError(
                 f"algorithm.num_mini_batches={cfg.num_mini_batches} exceeds num_envs={num_envs}: recurrent "
@@ -62,10 +73,11 @@ class RecurrentPPO(PPO):
         # PPO's own code paths that call the models directly (act, _final_values, _last_values, update) are all
         # overridden below; the cast only satisfies PPO's attribute types.
         super().__init__(
-            cast(MLPModel, actor), cast(MLPModel, critic), cfg, obs_groups, num_envs, num_steps_per_env, device
+            cast(MLPModel, actor), cast(MLPModel, critic), cfg, obs_groups, num_envs, num_steps_per_env, device, rnd
         )
-        self.models: dict[str, Model] = {"actor": actor, "critic": critic}
-        self.hidden: dict[str, Hidden] = {k: initial_hidden(m, num_envs, self.device) for k, m in self.models.items()}
+        # Not ``models``: that is the method listing the trained networks (compile, multi-process synchronisation).
+        self.nets: dict[str, Model] = {"actor": actor, "critic": critic}
+        self.hidden: dict[str, Hidden] = {k: initial_hidden(m, num_envs, self.device) for k, m in self.nets.items()}
 
     def act(self, obs: TensorDict) -> torch.Tensor:
         """Sample actions, advance the hidden states and record the transition. Call under ``inference_mode``."""
@@ -74,7 +86,7 @@ class RecurrentPPO(PPO):
             s.save_hidden(self.hidden)
         self._acted_obs = obs
         actor_obs = self._cat(obs, self.actor_groups)
-        mean, self.hidden["actor"] = model_step(self.models["actor"], actor_obs, self.hidden["actor"])
+        mean, self.hidden["actor"] = model_step(self.nets["actor"], actor_obs, self.hidden["actor"])
         std = self.actor.std().expand_as(mean)
         actions = mean + std * torch.randn_like(mean)
         s.obs["actor"][t].copy_(actor_obs)
@@ -83,41 +95,41 @@ class RecurrentPPO(PPO):
         else:
             critic_obs = self._cat(obs, self.critic_groups)
             s.obs["critic"][t].copy_(critic_obs)
-        values, self.hidden["critic"] = model_step(self.models["critic"], critic_obs, self.hidden["critic"])
+        values, self.hidden["critic"] = model_step(self.nets["critic"], critic_obs, self.hidden["critic"])
         s.actions[t].copy_(actions)
         s.action_mean[t].copy_(mean)
         s.action_std[t].copy_(std)
         s.log_prob[t].copy_(gaussian_log_prob(actions, mean, std))
         s.values[t].copy_(values.squeeze(-1))
+        self.extensions.act(obs, s, t)
         return actions
 
     def process_env_step(
         self,
         obs: TensorDict,
         rewards: torch.Tensor,
-        terminated: torch.Tensor,
-        truncated: torch.Tensor,
+        dones: torch.Tensor,
         extras: dict,
     ) -> None:
         """PPO's reward/done bookkeeping, then zero the hidden state of every env whose episode ended."""
-        super().process_env_step(obs, rewards, terminated, truncated, extras)
-        done = terminated | truncated
+        super().process_env_step(obs, rewards, dones, extras)
+        done = dones.to(torch.bool)
         self.hidden = {name: reset_hidden(state, done) for name, state in self.hidden.items()}
 
     def _final_values(self, critic_obs: torch.Tensor, bootstrap: torch.Tensor) -> torch.Tensor:
         """V(final_obs) with the critic state reached at this step (before its reset); whole batch, no sync."""
-        return model_step(self.models["critic"], critic_obs, self.hidden["critic"])[0].squeeze(-1)
+        return model_step(self.nets["critic"], critic_obs, self.hidden["critic"])[0].squeeze(-1)
 
     def _last_values(self, obs: TensorDict) -> torch.Tensor:
         critic_obs = self._cat(obs, self.critic_groups)
-        return model_step(self.models["critic"], critic_obs, self.hidden["critic"])[0].squeeze(-1)
+        return model_step(self.nets["critic"], critic_obs, self.hidden["critic"])[0].squeeze(-1)
 
     def update(self) -> dict[str, torch.Tensor]:
         """Epochs × mini-batches of whole trajectories; the sequence forward re-zeroes states at episode ends."""
         cfg, s = self.cfg, self.storage
         fields = ["actor"] + ([] if self.shared_obs else ["critic"])
         fields += ["actions", "action_mean", "action_std", "log_prob", "values", "returns", "advantages"]
-        flat, col = s.pack(fields)
+        flat, col = s.pack(fields + self.extensions.fields())
         table = flat.view(s.num_steps, s.num_envs, -1)
         critic_col = col["actor"] if self.shared_obs else col["critic"]
         totals = torch.zeros(6, device=self.device)
@@ -127,10 +139,10 @@ class RecurrentPPO(PPO):
             dones = s.dones[:, envs]
             with self.amp or contextlib.nullcontext():
                 mean, _ = model_sequence(
-                    self.models["actor"], seq[..., col["actor"]], select_hidden(s.hidden0["actor"], envs), dones
+                    self.nets["actor"], seq[..., col["actor"]], select_hidden(s.hidden0["actor"], envs), dones
                 )
                 values, _ = model_sequence(
-                    self.models["critic"], seq[..., critic_col], select_hidden(s.hidden0["critic"], envs), dones
+                    self.nets["critic"], seq[..., critic_col], select_hidden(s.hidden0["critic"], envs), dones
                 )
             rows = seq.reshape(-1, seq.shape[-1])
             size = rows.shape[0]
@@ -139,17 +151,8 @@ class RecurrentPPO(PPO):
                 adv_std, adv_mean = torch.std_mean(advantages)
                 advantages = (advantages - adv_mean) / (adv_std + 1e-8)
             self.optimizer.zero_grad(set_to_none=True)
-            sums = self._backward(
-                rows,
-                col,
-                mean.reshape(size, -1).float(),
-                values.reshape(size).float(),
-                rows[:, col["log_prob"]].squeeze(-1),
-                rows[:, col["values"]].squeeze(-1),
-                rows[:, col["returns"]].squeeze(-1),
-                advantages,
-                size,
-            )
+            mean, values = mean.reshape(size, -1).float(), values.reshape(size).float()
+            sums = self._backward(rows, col, rows[:, col["actions"]], mean, values, advantages, size)
             totals += self._step_mini_batch(sums, size)
         return self._finish_update(totals, len(batches))
 

@@ -32,10 +32,13 @@ import torch
 from tensordict import TensorDict
 
 from rsl_rl.algorithms.losses import sac_actor_loss, temperature_loss
-from rsl_rl.algorithms.ppo import step_if_finite
-from rsl_rl.modules.normalizer import EmpiricalNormalization
+from rsl_rl.algorithms.optimizers import load_optimizer_state, step_if_finite
+from rsl_rl.algorithms.rsl_rl_lib_api import RslRlLibAlgorithm
+from rsl_rl.env.batched import split_dones
+from rsl_rl.modules.normalization import EmpiricalNormalization
 from rsl_rl.modules.sac_models import BackupTerms, QEnsemble, SquashedGaussianActor
 from rsl_rl.storage.replay import ReplayStorage
+from rsl_rl.utils.class_names import short_class_name
 
 Q_REDUCTIONS = ("min", "mean")
 SAC_OPTIMIZERS = ("adam", "adamw")
@@ -104,9 +107,7 @@ class SACConfig:
     """Run the networks of the update under bfloat16 autocast (losses, targets and parameters stay float32)."""
 
     def __post_init__(self) -> None:
-        name = self.class_name.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
-        if name != "SAC":
-            raise ValueError(f"algorithm.class_name={self.class_name!r} is not supported here; allowed: 'SAC'")
+        short_class_name(self.class_name, ["SAC"], "algorithm.class_name")
         self.optimizer = self.optimizer.lower()
         if self.optimizer not in SAC_OPTIMIZERS:
             raise ValueError(f"algorithm.optimizer={self.optimizer!r}; allowed: {list(SAC_OPTIMIZERS)}")
@@ -132,7 +133,7 @@ class SACConfig:
                 raise ValueError(f"algorithm.action_bounds={self.action_bounds}; need low < high")
 
 
-class SAC:
+class SAC(RslRlLibAlgorithm):
     """SAC over named observation groups: the actor reads ``obs_groups["actor"]``, the critics ``["critic"]``."""
 
     loss_keys: tuple[str, ...] = ("Loss/critic", "Loss/actor")
@@ -220,11 +221,13 @@ class SAC:
         self,
         obs: TensorDict,
         rewards: torch.Tensor,
-        terminated: torch.Tensor,
-        truncated: torch.Tensor,
+        dones: torch.Tensor,
         extras: dict[str, Any],
     ) -> None:
-        """Store reward, episode ends and the final observations of the envs that finished."""
+        """Store reward, episode ends and the final observations of the envs that finished (``dones`` all ends,
+        ``extras["time_outs"]`` the time-outs among them, ``extras["final_obs"]`` the observations before the reset).
+        """
+        terminated, truncated = split_dones(dones, extras)
         final_obs = extras.get("final_obs")
         if not self.cfg.bootstrap_timeouts:
             terminated = terminated | truncated
@@ -387,8 +390,8 @@ class SAC:
         if load_cfg.get("optimizer", False) and "optimizer_state_dict" in state:
             optimizers = state["optimizer_state_dict"]
             for name, optimizer in (("actor", self.actor_optimizer), ("critic", self.critic_optimizer)):
-                optimizer.load_state_dict(optimizers[name])
-                # load_state_dict replaces each group's lr with the saved value: keep them device tensors.
+                load_optimizer_state(optimizer, optimizers[name])
+                # Each group's lr is the saved value now: keep them device tensors.
                 for group in optimizer.param_groups:
                     group["lr"] = torch.as_tensor(group["lr"], device=self.device)
             counters = state.get("sac_counters", {})
@@ -401,6 +404,9 @@ class SAC:
     def get_policy(self) -> SquashedGaussianActor:
         """The actor; its ``forward`` is the deterministic bounded action."""
         return self.actor
+
+    def models(self) -> list[torch.nn.Module]:
+        return [self.actor, self.critic]
 
     def train_mode(self) -> None:
         self.actor.train()

@@ -25,6 +25,7 @@ from rsl_rl.cli.run_support import (
     seed_everything,
     set_backend,
 )
+from rsl_rl.runners.checkpoint import checkpoint_name
 from rsl_rl.runners.config import TrainConfig, train_config_from_dict
 
 
@@ -62,7 +63,7 @@ class DistillArgs:
 
 def distill(argv: Sequence[str]) -> int:
     from rsl_rl.modules.rnn import RNNConfig
-    from rsl_rl.runners.distillation import DistillationRunner, DistillationTrainConfig
+    from rsl_rl.runners.distillation_runner import DistillationRunner, DistillationTrainConfig
 
     args = tyro.cli(DistillArgs, args=list(argv), prog="rsl-rl distill")
     if args.student_rnn not in ("none", "gru", "lstm"):
@@ -131,7 +132,7 @@ def distill(argv: Sequence[str]) -> int:
     }
     runner.logger.config.update({"task": spec.name, "seed": args.seed, "env": env_data})
     runner.learn(cfg.max_iterations)
-    checkpoint = run_dir / f"model_{runner.current_learning_iteration}.pt"
+    checkpoint = run_dir / checkpoint_name(runner.current_learning_iteration)
     report = export_actor(runner, spec, checkpoint, run_dir / "exported", env_cfg, cfg.algorithm.history_length)
     teacher_return = float(runner.teacher_returns(eval_env).mean())
     summary = runner.summary(spec.name)

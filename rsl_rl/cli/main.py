@@ -9,6 +9,7 @@
     rsl-rl export --checkpoint RUN_DIR_OR_FILE [--out-dir DIR] [--task NAME]
     rsl-rl deploy-sim --policy policy.onnx [--episodes N] [--max-steps N]
     rsl-rl list-tasks
+    rsl-rl provide-rsl-rl-lib [--version 5.5.1] [--site-dir DIR]
 
 Each subcommand is a tyro dataclass; ``train`` builds its dataclass after reading ``--task``, so the task's own env and
 training configs are the defaults and every field of them can be overridden from the command line.
@@ -40,6 +41,7 @@ from rsl_rl.cli.run_support import (
     task_from_argv,
 )
 from rsl_rl.registry import TaskSpec, get_task, task_names
+from rsl_rl.runners.checkpoint import checkpoint_name
 
 USAGE = """usage: rsl-rl COMMAND [OPTIONS]
 
@@ -50,6 +52,7 @@ commands:
   export       ONNX + TorchScript with metadata and a parity check: rsl-rl export --checkpoint runs/pendulum/<run>
   deploy-sim   run an exported policy through the robot runtime in simulation: rsl-rl deploy-sim --policy p.onnx
   list-tasks   show the registered tasks
+  provide-rsl-rl-lib   record that this library provides rsl-rl-lib (for frameworks' version checks and pip)
 
 `rsl-rl COMMAND --help` shows a command's options (`rsl-rl train --task NAME --help` includes the task's config)."""
 
@@ -160,7 +163,7 @@ def run_training(spec: TaskSpec, args: Any) -> int:
         print(f"resumed from {args.resume} at iteration {runner.current_learning_iteration}", file=sys.stderr)
     remaining = agent.max_iterations - runner.current_learning_iteration if resumed else agent.max_iterations
     runner.learn(max(remaining, 0), init_at_random_ep_len=args.init_at_random_ep_len and not resumed)
-    checkpoint = run_dir / f"model_{runner.current_learning_iteration}.pt"
+    checkpoint = run_dir / checkpoint_name(runner.current_learning_iteration)
     if runner.train_cfg.recurrent:  # deploy.export.export_checkpoint rebuilds MLP actors only
         report = export_actor(runner, spec, checkpoint, run_dir / "exported", env_cfg)
     else:
@@ -226,6 +229,12 @@ def list_tasks(argv: Sequence[str]) -> int:
     return 0
 
 
+def provide_rsl_rl_lib(argv: Sequence[str]) -> int:
+    from rsl_rl.cli.provide import main as run_provide
+
+    return run_provide(argv)
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "train": train,
     "play": play,
@@ -233,6 +242,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "deploy-sim": deploy_sim,
     "list-tasks": list_tasks,
     "distill": distill,
+    "provide-rsl-rl-lib": provide_rsl_rl_lib,
 }
 
 

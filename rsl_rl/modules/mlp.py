@@ -1,14 +1,16 @@
-"""MLP actor and critic models and their configuration."""
+"""The MLP building block and the configuration of MLP models (the models themselves are in ``rsl_rl.models``)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from rsl_rl.modules.distribution import DistributionConfig, GaussianDistribution
-from rsl_rl.modules.normalizer import EmpiricalNormalization
+from rsl_rl.modules.distribution import DistributionConfig
+from rsl_rl.utils.class_names import short_class_name
+from rsl_rl.utils.utils import get_param
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "elu": nn.ELU,
@@ -20,12 +22,15 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "sigmoid": nn.Sigmoid,
     "gelu": nn.GELU,
     "silu": nn.SiLU,
+    "swish": nn.SiLU,
+    "crelu": nn.CELU,
+    "softplus": nn.Softplus,
     "mish": nn.Mish,
     "softsign": nn.Softsign,
     "identity": nn.Identity,
 }
 
-INPLACE = (nn.ELU, nn.SELU, nn.ReLU, nn.LeakyReLU, nn.SiLU, nn.Mish)
+INPLACE = (nn.ELU, nn.SELU, nn.ReLU, nn.LeakyReLU, nn.SiLU, nn.Mish, nn.CELU)
 
 
 def validate_mlp(hidden_dims: tuple[int, ...], activation: str) -> None:
@@ -34,11 +39,6 @@ def validate_mlp(hidden_dims: tuple[int, ...], activation: str) -> None:
         raise ValueError(f"activation={activation!r}; allowed: {sorted(ACTIVATIONS)}")
     if not hidden_dims or min(int(d) for d in hidden_dims) <= 0:
         raise ValueError(f"hidden_dims={tuple(hidden_dims)}; need at least one positive width")
-
-
-def _short_name(class_name: str) -> str:
-    """``"rsl_rl.models:MLPModel"`` / ``"rsl_rl.models.MLPModel"`` / ``"MLPModel"`` → ``"MLPModel"``."""
-    return class_name.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
 
 
 @dataclass
@@ -55,8 +55,7 @@ class ModelConfig:
     """Normalise the model's input with running mean/std."""
 
     def __post_init__(self) -> None:
-        if _short_name(self.class_name) != "MLPModel":
-            raise ValueError(f"class_name={self.class_name!r} is not supported; allowed: 'MLPModel'")
+        short_class_name(self.class_name, ["MLPModel"], "class_name")
         validate_mlp(self.hidden_dims, self.activation)
         self.hidden_dims = tuple(int(d) for d in self.hidden_dims)
 
@@ -70,51 +69,59 @@ class ActorConfig(ModelConfig):
 
 
 class MLP(nn.Sequential):
-    """``Linear → act → … → Linear``; layers are numbered 0, 1, … as in rsl_rl so state dicts match.
+    """``Linear → act → … → Linear [→ Unflatten] [→ last_activation]``; layers are numbered 0, 1, … as in rsl-rl-lib so
+    state dicts match.
 
-    Activations run in place where torch supports it: the Linear output they overwrite is not needed by autograd, and
-    skipping the extra tensor saves ~10 % of a CPU update (ELU, 512-256-128; gradients equal to float rounding).
+    ``output_dim`` may be a shape (``[2, A]`` for a distribution that reads two values per action): the last Linear
+    then has ``prod(shape)`` outputs, unflattened to ``[..., *shape]``. A hidden width of ``-1`` takes the input's.
+
+    Hidden activations run in place where torch supports it: the Linear output they overwrite is not needed by
+    autograd, and skipping the extra tensor saves ~10 % of a CPU update (ELU, 512-256-128; gradients equal to float
+    rounding).
     """
 
-    def __init__(self, input_dim: int, output_dim: int, hidden_dims: tuple[int, ...], activation: str) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int | tuple[int, ...] | list[int],
+        hidden_dims: tuple[int, ...] | list[int],
+        activation: str = "elu",
+        last_activation: str | None = None,
+    ) -> None:
+        widths = tuple(input_dim if int(d) == -1 else int(d) for d in hidden_dims)
+        validate_mlp(widths, activation)
+        if last_activation is not None and last_activation.lower() not in ACTIVATIONS:
+            raise ValueError(f"last_activation={last_activation!r}; allowed: {sorted(ACTIVATIONS)} or None")
         layers: list[nn.Module] = []
-        dims = (input_dim, *hidden_dims)
+        dims = (input_dim, *widths)
         act = ACTIVATIONS[activation.lower()]
         for d_in, d_out in zip(dims[:-1], dims[1:], strict=True):
             layers += [nn.Linear(d_in, d_out), act(inplace=True) if act in INPLACE else act()]
-        layers.append(nn.Linear(dims[-1], output_dim))
+        shape = (output_dim,) if isinstance(output_dim, int) else tuple(int(d) for d in output_dim)
+        layers.append(nn.Linear(dims[-1], math.prod(shape)))
+        if not isinstance(output_dim, int):
+            layers.append(nn.Unflatten(-1, shape))
+        if last_activation is not None:
+            layers.append(ACTIVATIONS[last_activation.lower()]())  # not in place: the output is the caller's
         super().__init__(*layers)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self:
+            x = layer(x)
+        return x
 
-class MLPModel(nn.Module):
-    """Observation normaliser → MLP → output; with ``distribution`` set, the output is the action mean.
+    def init_weights(self, scales: float | tuple[float, ...] | list[float]) -> None:
+        """Orthogonal weights with gain ``scales`` (one value, or one per layer index of this Sequential, activations
+        counted) and zero biases (rsl-rl-lib's scheme)."""
+        for index, module in enumerate(self):
+            if isinstance(module, nn.Linear):
+                nn.init.orthogonal_(module.weight, gain=get_param(scales, index))
+                nn.init.zeros_(module.bias)
 
-    The model consumes one flat tensor ``[B, obs_dim]``: the algorithm concatenates the observation groups once per
-    step, which keeps the hot path free of dictionary work.
-    """
 
-    def __init__(self, obs_dim: int, output_dim: int, cfg: ModelConfig) -> None:
-        super().__init__()
-        self.obs_dim = obs_dim
-        self.output_dim = output_dim
-        self.obs_normalization = cfg.obs_normalization
-        self.obs_normalizer: nn.Module = EmpiricalNormalization(obs_dim) if cfg.obs_normalization else nn.Identity()
-        self.mlp = MLP(obs_dim, output_dim, cfg.hidden_dims, cfg.activation)
-        self.distribution: GaussianDistribution | None = (
-            GaussianDistribution(output_dim, cfg.distribution_cfg) if isinstance(cfg, ActorConfig) else None
-        )
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """``obs[B, obs_dim]`` → ``[B, output_dim]`` (action mean for an actor, value for a critic)."""
-        return self.mlp(self.obs_normalizer(obs))
-
-    def std(self) -> torch.Tensor:
-        """Action std ``[A]`` of an actor."""
-        if self.distribution is None:
-            raise RuntimeError("this model has no action distribution")
-        return self.distribution.std()
-
-    def update_normalization(self, obs: torch.Tensor) -> None:
-        """Fold a batch of raw observations into the normaliser's statistics."""
-        if isinstance(self.obs_normalizer, EmpiricalNormalization):
-            self.obs_normalizer.update(obs)
+def last_linear(mlp: nn.Module) -> nn.Linear:
+    """The output layer of an MLP (the last ``nn.Linear`` among its modules)."""
+    linear = [m for m in mlp.modules() if isinstance(m, nn.Linear)]
+    if not linear:
+        raise ValueError("the module has no nn.Linear layer")
+    return linear[-1]

@@ -20,7 +20,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from rsl_rl.modules.mlp import ACTIVATIONS, MLP, validate_mlp
-from rsl_rl.modules.normalizer import EmpiricalNormalization
+from rsl_rl.modules.normalization import EmpiricalNormalization
+from rsl_rl.utils.class_names import short_class_name
 
 _LOG2 = math.log(2.0)
 
@@ -43,8 +44,7 @@ class SACActorConfig:
     """Bounds of log σ; a tanh maps the network's output smoothly onto them (no dead gradient at a hard clamp)."""
 
     def __post_init__(self) -> None:
-        if self.class_name.rsplit(":", 1)[-1].rsplit(".", 1)[-1] != "SquashedGaussianActor":
-            raise ValueError(f"actor.class_name={self.class_name!r}; allowed: 'SquashedGaussianActor'")
+        short_class_name(self.class_name, ["SquashedGaussianActor"], "actor.class_name")
         validate_mlp(self.hidden_dims, self.activation)
         self.hidden_dims = tuple(int(d) for d in self.hidden_dims)
         lo, hi = (float(v) for v in self.log_std_range)
@@ -82,10 +82,7 @@ class SACCriticConfig:
     """Highest atom (CategoricalQEnsemble only)."""
 
     def __post_init__(self) -> None:
-        name = self.class_name.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
-        if name not in ("QEnsemble", "CategoricalQEnsemble"):
-            raise ValueError(f"critic.class_name={self.class_name!r}; allowed: 'QEnsemble', 'CategoricalQEnsemble'")
-        self.class_name = name
+        self.class_name = short_class_name(self.class_name, ["QEnsemble", "CategoricalQEnsemble"], "critic.class_name")
         validate_mlp(self.hidden_dims, self.activation)
         self.hidden_dims = tuple(int(d) for d in self.hidden_dims)
         if self.num_critics < 1:

@@ -8,9 +8,9 @@ from typing import Any
 import torch
 
 from rsl_rl.runners.config import RunnerConfig, SACTrainConfig, TrainConfig, train_config_from_dict
-from rsl_rl.runners.distillation import DistillationRunner, DistillationTrainConfig
+from rsl_rl.runners.distillation_runner import DistillationRunner, DistillationTrainConfig
 from rsl_rl.runners.off_policy import OffPolicyRunner
-from rsl_rl.runners.on_policy import OnPolicyRunner
+from rsl_rl.runners.on_policy_runner import OnPolicyRunner
 
 
 def make_runner(

@@ -18,7 +18,9 @@ import torch
 from rsl_rl.atomic import atomic_write
 
 CHECKPOINT_FORMAT = "rsl_rl_forge.checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+"""2: models list their parameters in rsl-rl-lib's order (distribution, MLP, RNN); optimiser states of version 1
+are reordered on load (``rsl_rl.algorithms.optimizer_state``)."""
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -46,9 +48,28 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise ValueError(
             f"{path} is not a valid checkpoint file (damaged or not written by torch.save): {err}"
         ) from err
-    if not isinstance(state, dict) or "actor_state_dict" not in state:
-        raise ValueError(f"{path} is not a policy checkpoint: expected a dict with 'actor_state_dict'")
+    if not isinstance(state, dict) or not ({"actor_state_dict", "student_state_dict"} & set(state)):
+        raise ValueError(
+            f"{path} is not a policy checkpoint: expected a dict with 'actor_state_dict' (RL) or 'student_state_dict' "
+            "(distillation)"
+        )
     return state
+
+
+def checkpoint_name(iterations: int) -> str:
+    """``model_<i>.pt`` after ``iterations`` completed iterations: ``i`` is the index of the last one, as rsl-rl-lib
+    names them (its ``iter`` key holds the same index)."""
+    return f"model_{iterations - 1}.pt"
+
+
+def iterations_completed(state: dict[str, Any]) -> int:
+    """How many iterations a checkpoint's training had completed: ours say so; rsl-rl-lib's ``iter`` is the index of the
+    last one (so one more); checkpoints of our format 1 stored the count under ``iter``."""
+    if "iterations_completed" in state:
+        return int(state["iterations_completed"])
+    if state.get("format") == CHECKPOINT_FORMAT and int(state.get("format_version", 1)) < 2:
+        return int(state.get("iter", 0))
+    return int(state.get("iter", -1)) + 1
 
 
 def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path:

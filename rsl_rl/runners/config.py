@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from tensordict import TensorDict
-
 from rsl_rl.algorithms.ppo import PPOConfig
 from rsl_rl.algorithms.sac import SACConfig
+from rsl_rl.modules.cnn import CNNConfig
 from rsl_rl.modules.distribution import DistributionConfig
 from rsl_rl.modules.mlp import ActorConfig, ModelConfig
 from rsl_rl.modules.rnn import RNNConfig
 from rsl_rl.modules.sac_models import SACActorConfig, SACCriticConfig
+from rsl_rl.utils.class_names import short_class_name
 
 LOGGERS = ("tensorboard", "wandb", "none")
 
@@ -78,7 +77,8 @@ class TrainConfig(RunnerConfig):
     algorithm: PPOConfig = field(default_factory=PPOConfig)
     """PPO hyperparameters."""
     actor: ActorConfig = field(default_factory=ActorConfig)
-    """Actor network and action distribution; an :class:`RNNConfig` makes it recurrent (trained with BPTT)."""
+    """Actor network and action distribution; an :class:`RNNConfig` makes it recurrent (trained with BPTT), a
+    :class:`CNNConfig` reads image groups through CNN encoders."""
     critic: ModelConfig = field(default_factory=ModelConfig)
     """Critic network; an :class:`RNNConfig` makes it recurrent."""
 
@@ -113,11 +113,7 @@ class SACTrainConfig(RunnerConfig):
 
 # rsl_rl keys accepted in a component section although this library does not implement the feature: they must keep
 # their "off" value.
-_ALGORITHM_OFF_KEYS: dict[str, tuple[Any, ...]] = {
-    "rnd_cfg": (None,),
-    "symmetry_cfg": (None,),
-    "share_cnn_encoders": (None, False),
-}
+_ALGORITHM_OFF_KEYS: dict[str, tuple[Any, ...]] = {}
 _ALGORITHM_IGNORED_KEYS = ("grad_reduce_bucket_mb",)  # multi-GPU only
 # rsl_rl's own defaults of GaussianDistribution, used when a dict config leaves them out.
 _RSL_RL_DISTRIBUTION_DEFAULTS = {"std_type": "scalar", "std_range": (1e-6, 1e6)}
@@ -158,6 +154,7 @@ def ppo_config_from_dict(cfg: dict[str, Any]) -> TrainConfig:
     if _short(str(cfg["algorithm"].get("class_name", "PPO"))) == "SAC":
         raise ValueError("this needs a PPO training config (a Gaussian MLP/RNN actor); the given one trains SAC")
     alg = dict(cfg["algorithm"])
+    share_cnn_encoders = bool(alg.pop("share_cnn_encoders", None))  # kept with the critic that uses the actor's CNNs
     for key, allowed in _ALGORITHM_OFF_KEYS.items():
         value = alg.pop(key, None)
         if value not in allowed:
@@ -179,16 +176,21 @@ def ppo_config_from_dict(cfg: dict[str, Any]) -> TrainConfig:
     )
     critic_dict = dict(cfg["critic"])
     critic_cls = _model_class(critic_dict, ModelConfig, "critic")
-    # An RNNConfig carries a (unused) distribution_cfg, so a saved recurrent critic config has one: accept it there.
-    if critic_dict.pop("distribution_cfg", None) is not None and critic_cls is not RNNConfig:
+    # An RNNConfig or CNNConfig carries a (unused) distribution_cfg, so a saved critic config of one has it: accept it.
+    if critic_dict.pop("distribution_cfg", None) is not None and critic_cls not in (RNNConfig, CNNConfig):
         raise ValueError("critic.distribution_cfg is not supported: the critic outputs a value, not a distribution")
+    if share_cnn_encoders:
+        if critic_cls is not CNNConfig or not isinstance(actor, CNNConfig):
+            raise ValueError("algorithm.share_cnn_encoders=True needs CNNModel actor and critic sections")
+        critic_dict["share_cnn_encoders"] = True
     critic = _build(critic_cls, critic_dict, "critic")
 
     return TrainConfig(**_runner_section(cfg), algorithm=algorithm, actor=actor, critic=critic)
 
 
 def _short(class_name: str) -> str:
-    return class_name.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+    """The algorithm a ``class_name`` selects (a path must name this library's class)."""
+    return short_class_name(class_name, ["PPO", "SAC"], "algorithm.class_name")
 
 
 def _sac_config_from_dict(cfg: dict[str, Any]) -> SACTrainConfig:
@@ -200,30 +202,29 @@ def _sac_config_from_dict(cfg: dict[str, Any]) -> SACTrainConfig:
 
 
 def _runner_section(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The runner-level keys of a ``train_cfg`` dict, with rsl_rl's logger spellings mapped onto ours."""
+    """The runner-level keys of a ``train_cfg`` dict, with rsl_rl's logger spellings mapped onto ours.
+
+    A writer the plain names cannot express (rsl-rl-lib 5.5's ``{"class_name": "WandbLogWriter" | "my_pkg:Writer",
+    **kwargs}``, or ``"neptune"``) becomes a :class:`~rsl_rl.utils.log_writer.LoggerChoice`: a plain name that carries
+    the section to the logger, which builds that writer.
+    """
     runner = {key: cfg[key] for key in _RUNNER_KEYS if key in cfg}
     if runner.get("logger") is None:
         runner.pop("logger", None)
-    if isinstance(runner.get("logger"), dict):  # rsl_rl 5.5: {"class_name": "WandbLogWriter", ...}
-        name = str(runner["logger"].get("class_name", "")).lower()
-        runner["logger"] = "wandb" if "wandb" in name else "tensorboard"
-    if runner.get("logger") == "neptune":
-        warnings.warn("neptune logging is not supported; using tensorboard", stacklevel=2)
-        runner["logger"] = "tensorboard"
+    if isinstance(runner.get("logger"), dict) or runner.get("logger") == "neptune":
+        from rsl_rl.utils.log_writer import LoggerChoice  # local: only writer sections need it
+
+        runner["logger"] = LoggerChoice.from_rsl_rl(runner["logger"], cfg)
     runner["obs_groups"] = {k: list(v) for k, v in (runner.get("obs_groups") or {}).items()}
     return runner
 
 
 def _model_class(values: dict[str, Any], mlp_cls: type, section: str) -> type:
-    """The config class a model section's ``class_name`` selects: ``MLPModel`` or ``RNNModel``."""
-    name = str(values.get("class_name", "MLPModel")).rsplit(":", 1)[-1].rsplit(".", 1)[-1]
-    if name == "RNNModel":
-        return RNNConfig
-    if name != "MLPModel":
-        raise ValueError(
-            f"{section}.class_name={values['class_name']!r} is not supported; allowed: 'MLPModel', 'RNNModel'"
-        )
-    return mlp_cls
+    """The config class a model section's ``class_name`` selects: ``MLPModel``, ``RNNModel`` or ``CNNModel``."""
+    name = short_class_name(
+        str(values.get("class_name", "MLPModel")), ["MLPModel", "RNNModel", "CNNModel"], f"{section}.class_name"
+    )
+    return {"RNNModel": RNNConfig, "CNNModel": CNNConfig}.get(name, mlp_cls)
 
 
 def _build(cls: type, values: dict[str, Any], section: str) -> Any:
@@ -237,43 +238,3 @@ def _build(cls: type, values: dict[str, Any], section: str) -> Any:
         if values.get(key) is not None:
             values = {**values, key: tuple(values[key])}
     return cls(**values)
-
-
-def resolve_obs_groups(
-    obs: TensorDict, obs_groups: dict[str, list[str]], sets: tuple[str, ...]
-) -> dict[str, list[str]]:
-    """Check ``obs_groups`` against the env's groups and fill missing sets (rsl_rl's rule).
-
-    A missing set uses the group of the same name if the env has one, else ``"policy"``. Every group must be a 2-D
-    ``[num_envs, dim]`` tensor.
-    """
-    available = list(obs.keys())
-    resolved = {name: list(groups) for name, groups in obs_groups.items()}
-    for name, groups in resolved.items():
-        if not groups:
-            raise ValueError(f"obs_groups['{name}'] is empty; list at least one of the env's groups: {available}")
-        for group in groups:
-            if group not in available:
-                raise ValueError(
-                    f"obs_groups['{name}'] names group '{group}', which the env does not provide; "
-                    f"available groups: {available}"
-                )
-    for name in sets:
-        if name in resolved:
-            continue
-        if name in available:
-            resolved[name] = [name]
-        elif "policy" in available:
-            resolved[name] = ["policy"]
-        else:
-            raise ValueError(
-                f"obs_groups has no '{name}' set and the env has neither a '{name}' nor a 'policy' group; "
-                f"available groups: {available}"
-            )
-    for name in sets:
-        for group in resolved[name]:
-            if obs[group].dim() != 2:
-                raise ValueError(
-                    f"observation group '{group}' has shape {tuple(obs[group].shape)}; MLP models need [num_envs, dim]"
-                )
-    return resolved

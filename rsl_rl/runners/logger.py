@@ -1,6 +1,7 @@
-"""Training observability: episode statistics on the device, a progress bar, TensorBoard, W&B, summary and curves.
+"""The runners' side of logging: episode statistics on the device, and the logger with the run directory's summary
+and curves (writers, history and progress bar are :class:`rsl_rl.utils.logger.Logger`'s).
 
-Per step the logger only adds tensors (no host sync); once per iteration it moves every statistic to the host in one
+Per step the tracker only adds tensors (no host sync); once per iteration it moves every statistic to the host in one
 transfer.
 """
 
@@ -8,17 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
-import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from tensordict import TensorDict
 
 from rsl_rl.atomic import atomic_write
+from rsl_rl.utils.log_writer import LoggerChoice
+from rsl_rl.utils.logger import Logger
 
 
 class EpisodeTracker:
@@ -27,6 +26,9 @@ class EpisodeTracker:
     Reads the env's ``extras``: ``episode`` (per-env values averaged over finished episodes), ``log`` (scalars averaged
     over the steps reporting them) and ``counts`` (scalars summed over the iteration, e.g. worlds reset after their
     physics became invalid; the runner prints non-zero counts once per iteration).
+
+    With RND's intrinsic rewards the returns are extrinsic plus intrinsic (rsl-rl-lib's ``Train/mean_reward``), and the
+    two parts are also summed apart (``Rnd/mean_extrinsic_reward``, ``Rnd/mean_intrinsic_reward``).
     """
 
     def __init__(self, num_envs: int, device: torch.device) -> None:
@@ -38,9 +40,25 @@ class EpisodeTracker:
         self.episode: dict[str, torch.Tensor] = {}
         self.log: dict[str, torch.Tensor] = {}
         self.counts: dict[str, torch.Tensor] = {}
+        # With RND: running extrinsic and intrinsic returns [2, N], and their sums over the finished episodes [2]
+        # (allocated here: the first step runs in inference mode, whose tensors cannot be reset in place outside it).
+        self.rnd_running = torch.zeros(2, num_envs, device=device)
+        self.rnd_totals = torch.zeros(2, device=device)
+        self.intrinsic = False
+        """Whether intrinsic rewards were tracked: only then are the ``Rnd/`` statistics reported."""
 
-    def track(self, rewards: torch.Tensor, dones: torch.Tensor, extras: dict[str, Any]) -> None:
-        """Add one step: ``rewards[N]``, ``dones[N]`` (terminated or truncated) and the env's extras."""
+    def track(
+        self,
+        rewards: torch.Tensor,
+        dones: torch.Tensor,
+        extras: dict[str, Any],
+        intrinsic_rewards: torch.Tensor | None = None,
+    ) -> None:
+        """Add one step: ``rewards[N]``, ``dones[N]`` (terminated or truncated), the env's extras and RND's
+        ``intrinsic_rewards[N]`` (None without RND)."""
+        if intrinsic_rewards is not None:
+            self._track_intrinsic(rewards, intrinsic_rewards, dones)
+            rewards = rewards + intrinsic_rewards
         self.running[0] += rewards
         self.running[1] += 1.0
         # Masks select (torch.where), never multiply: a NaN of an env mid-episode must not spoil the episodes other
@@ -60,6 +78,12 @@ class EpisodeTracker:
             pair = torch.stack([value, torch.ones((), device=self.device)])
             acc = self.log.get(name)
             self.log[name] = pair if acc is None else acc + pair
+
+    def _track_intrinsic(self, rewards: torch.Tensor, intrinsic: torch.Tensor, dones: torch.Tensor) -> None:
+        self.intrinsic = True
+        self.rnd_running += torch.stack([rewards, intrinsic])
+        self.rnd_totals += torch.where(dones, self.rnd_running, 0.0).sum(-1)
+        self.rnd_running.masked_fill_(dones, 0.0)
 
     def probe(self, obs: TensorDict, rewards: torch.Tensor) -> None:
         """Fold observations and rewards into a sum that becomes non-finite iff any of them is (2 ops per group)."""
@@ -82,6 +106,9 @@ class EpisodeTracker:
         for name, value in self.counts.items():
             names.append(f"count/{name}")
             tensors.append(value.float().reshape(1))
+        if self.intrinsic:
+            names += ["Rnd/mean_extrinsic_reward", "Rnd/mean_intrinsic_reward"]
+            tensors.append(self.rnd_totals)
         values = torch.cat(tensors).tolist()  # the one host transfer of the iteration
         raw = dict(zip(names, values, strict=True))
         count = raw["count"]
@@ -98,6 +125,10 @@ class EpisodeTracker:
             out[key] = raw[f"log/{name}"] / max(raw[f"logcount/{name}"], 1.0)
         for name in self.counts:
             out[f"Counts/{name}"] = raw[f"count/{name}"]
+        if self.intrinsic:
+            for name in ("Rnd/mean_extrinsic_reward", "Rnd/mean_intrinsic_reward"):
+                out[name] = raw[name] / count if count else math.nan
+            self.rnd_totals.zero_()
         self.totals.zero_()
         self.episode.clear()
         self.log.clear()
@@ -105,96 +136,24 @@ class EpisodeTracker:
         return out
 
 
-class RunLogger:
-    """Progress bar, TensorBoard/W&B writers, per-iteration history, ``summary.json`` and the curves PNG."""
+class RunLogger(Logger):
+    """:class:`~rsl_rl.utils.logger.Logger` under the constructor this library's runners call, plus the run
+    directory's ``summary.json`` and ``curves.png``.
+
+    rsl-rl-lib's constructor takes the environment's size and device for its per-step episode sums; these runners keep
+    their episode statistics in an :class:`EpisodeTracker` and pass the logger only the run's settings.
+    """
 
     def __init__(
         self, log_dir: str | None, logger: str, config: dict[str, Any], wandb_project: str, run_name: str
     ) -> None:
-        self.log_dir = Path(log_dir) if log_dir else None
-        self.kind = logger if self.log_dir else "none"
-        self.config = config
-        self.wandb_project = wandb_project
-        self.run_name = run_name
-        self.history: list[dict[str, float]] = []
-        self.writer: Any = None
-        self.wandb_run: Any = None
-        self.progress: Any = None
-        self.git_repos: list[str] = []
-        self.last_return = math.nan
+        # The writer section an rsl-rl-lib dict config named travels in ``logger`` (RunnerConfig.logger is a plain
+        # name); in ``config`` it becomes rsl-rl-lib's ``cfg["logger"]`` again, as the logger and config.json read it.
+        section = logger.section if isinstance(logger, LoggerChoice) else None
+        config.update(logger=section or str(logger), wandb_project=wandb_project, run_name=run_name)
+        super().__init__(log_dir, config)
         self.loss_curves: tuple[str, ...] = ("value_function", "surrogate", "entropy")
         """Record keys plotted in the losses panel of ``curves.png``."""
-
-    # --- lifecycle ---------------------------------------------------------------------------------------------------
-
-    def start(self, start_it: int, total_it: int, show_progress: bool) -> None:
-        if self.log_dir is not None:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write(
-                self.log_dir / "config.json",
-                lambda f: f.write(json.dumps(self.config, indent=2, default=repr).encode()),
-            )
-            self._write_git_status()
-            if self.kind == "tensorboard" and self.writer is None:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=start_it)
-            elif self.kind == "wandb" and self.wandb_run is None:
-                self.wandb_run = _init_wandb(self.log_dir, self.wandb_project, self.run_name, self.config)
-        if show_progress:
-            from tqdm import tqdm
-
-            self.progress = tqdm(
-                total=total_it, initial=start_it, unit="it", dynamic_ncols=True, file=sys.stderr, mininterval=0.5
-            )
-
-    def finish(self) -> None:
-        if self.progress is not None:
-            self.progress.close()
-            self.progress = None
-        if self.writer is not None:
-            self.writer.flush()
-
-    def close(self) -> None:
-        self.finish()
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-        if self.wandb_run is not None:
-            self.wandb_run.finish()
-            self.wandb_run = None
-
-    # --- per iteration -----------------------------------------------------------------------------------------------
-
-    def log_iteration(self, it: int, record: dict[str, float]) -> None:
-        """Record one iteration: ``record`` holds env_steps, wall_seconds, timings, losses and episode statistics."""
-        if not math.isnan(record.get("mean_return", math.nan)):
-            self.last_return = record["mean_return"]
-        record = {"iteration": it, **record, "last_mean_return": self.last_return}
-        self.history.append(record)
-        scalars = _scalar_names(record)
-        if self.writer is not None:
-            for name, value in scalars.items():
-                if not math.isnan(value):
-                    self.writer.add_scalar(name, value, it)
-        if self.wandb_run is not None:
-            self.wandb_run.log({k: v for k, v in scalars.items() if not math.isnan(v)}, step=it)
-        if self.progress is not None:
-            ret = f"{self.last_return:.1f}" if not math.isnan(self.last_return) else "n/a"
-            eval_ret = record.get("eval_mean_return")
-            eval_part = f" | eval {eval_ret:.1f}" if eval_ret is not None and not math.isnan(eval_ret) else ""
-            self.progress.set_postfix_str(
-                f"{record['steps_per_second']:,.0f} steps/s | collect {record['collection_time']:.2f}s "
-                f"learn {record['learning_time']:.2f}s | return {ret}{eval_part}",
-                refresh=False,
-            )
-            self.progress.update(1)
-
-    def warn(self, message: str) -> None:
-        if self.progress is not None:
-            self.progress.write(f"warning: {message}", file=sys.stderr)
-        else:
-            print(f"warning: {message}", file=sys.stderr)
 
     # --- run directory outputs ---------------------------------------------------------------------------------------
 
@@ -202,7 +161,7 @@ class RunLogger:
         if self.log_dir is None:
             return
         text = json.dumps(summary, indent=2, default=float)
-        atomic_write(self.log_dir / "summary.json", lambda f: f.write(text.encode()))
+        atomic_write(Path(self.log_dir) / "summary.json", lambda f: f.write(text.encode()))
 
     def write_curves(self, title: str) -> Path | None:
         """Plot mean return against env steps and wall-clock, and the losses, into ``curves.png``."""
@@ -239,7 +198,7 @@ class RunLogger:
         axes[2].grid(alpha=0.3)
         fig.suptitle(title)
         fig.tight_layout()
-        path = self.log_dir / "curves.png"
+        path = Path(self.log_dir) / "curves.png"
 
         def write(f: Any) -> None:
             fig.savefig(f, format="png", dpi=90)
@@ -247,73 +206,3 @@ class RunLogger:
         atomic_write(path, write)
         plt.close(fig)
         return path
-
-    def _write_git_status(self) -> None:
-        """Record ``git rev-parse HEAD`` and ``git diff`` of every registered repository into the run directory."""
-        assert self.log_dir is not None
-        for repo_file in self.git_repos:
-            repo = Path(repo_file).resolve()
-            repo = repo if repo.is_dir() else repo.parent
-            try:
-                top, head = subprocess.run(
-                    ["git", "rev-parse", "--show-toplevel", "HEAD"],
-                    cwd=repo,
-                    capture_output=True,
-                    text=True,
-                    timeout=10,
-                    check=True,
-                ).stdout.split()
-                diff = subprocess.run(
-                    ["git", "diff", "HEAD"], cwd=top, capture_output=True, text=True, timeout=10
-                ).stdout
-            except (OSError, ValueError, subprocess.SubprocessError):
-                continue  # not a git checkout (e.g. an installed wheel): nothing to record
-            name = Path(top).name or "repo"
-            text = f"--- git status of {top} ---\nHEAD {head}\n\n{diff}"
-            (self.log_dir / f"git_{name}.diff").write_text(text)
-
-
-def _scalar_names(record: dict[str, Any]) -> dict[str, float]:
-    """Map a history record onto rsl_rl-style scalar names."""
-    mapping = {
-        "mean_return": "Train/mean_reward",
-        "mean_episode_length": "Train/mean_episode_length",
-        "eval_mean_return": "Eval/mean_return",
-        "steps_per_second": "Perf/total_fps",
-        "wall_seconds": "Perf/wall_seconds",
-        "env_steps": "Perf/env_steps",
-        "collection_time": "Perf/collection_time",
-        "learning_time": "Perf/learning_time",
-        "learning_rate": "Loss/learning_rate",
-        "action_std": "Policy/mean_std",
-        "value_function": "Loss/value_function",
-        "surrogate": "Loss/surrogate",
-        "entropy": "Loss/entropy",
-        "kl": "Loss/kl",
-        "clip_fraction": "Loss/clip_fraction",
-    }
-    out = {tag: float(record[key]) for key, tag in mapping.items() if key in record}
-    out.update({k: float(v) for k, v in record.items() if "/" in k})
-    return out
-
-
-def _init_wandb(log_dir: Path, project: str, run_name: str, config: dict[str, Any]) -> Any:
-    """Start a W&B run; without ``WANDB_MODE`` and without credentials it runs offline rather than failing."""
-    import wandb
-
-    mode = os.environ.get("WANDB_MODE")
-    if mode is None and not os.environ.get("WANDB_API_KEY") and not (Path.home() / ".netrc").exists():
-        mode = "offline"
-        warnings.warn("no W&B credentials found: logging offline (sync later with `wandb sync`)", stacklevel=2)
-    modes: dict[str | None, Literal["online", "offline", "disabled"] | None] = {
-        None: None,
-        "online": "online",
-        "run": "online",
-        "offline": "offline",
-        "dryrun": "offline",
-        "disabled": "disabled",
-    }
-    if mode not in modes:
-        raise ValueError(f"WANDB_MODE={mode!r}; allowed: online, offline, disabled")
-    name = run_name or log_dir.name
-    return wandb.init(project=project, name=name, dir=str(log_dir), config=config, mode=modes[mode])

@@ -17,8 +17,9 @@ from tensordict import TensorDict
 from rsl_rl.algorithms.sac import SAC
 from rsl_rl.env import Env
 from rsl_rl.modules.sac_models import SquashedGaussianActor, build_critic
-from rsl_rl.runners.config import SACTrainConfig, resolve_obs_groups, train_config_from_dict
-from rsl_rl.runners.on_policy import OnPolicyRunner
+from rsl_rl.runners.config import SACTrainConfig, train_config_from_dict
+from rsl_rl.runners.on_policy_runner import OnPolicyRunner
+from rsl_rl.utils import resolve_obs_groups
 
 
 class OffPolicyRunner(OnPolicyRunner):

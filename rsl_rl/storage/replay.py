@@ -17,8 +17,6 @@ from typing import Any
 import torch
 from tensordict import TensorDict
 
-from rsl_rl.algorithms.losses import n_step_returns
-
 
 def available_memory(device: torch.device) -> int:
     """Bytes a new allocation can take: free GPU memory, or the machine's available RAM on a CPU."""
@@ -149,6 +147,10 @@ class ReplayStorage:
         ``next_obs`` (set → ``[B, D]``): the final observation of the step that ended the window's episode, else the
         observation after its ``n``-th step.
         """
+        # Imported here: rsl_rl.algorithms imports this module (SAC), so a module-level import would make
+        # `from rsl_rl.storage import ...` as a program's first import circular.
+        from rsl_rl.algorithms.losses import n_step_returns
+
         count = self.num_windows(n)
         if count < 1:
             raise RuntimeError(f"replay holds no complete {n}-step window yet ({self.step} steps stored per env)")

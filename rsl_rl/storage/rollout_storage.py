@@ -8,28 +8,71 @@ and no group concatenation happens inside the update. Measured on 2 CPU cores (4
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, overload
 
 import torch
+from tensordict import TensorDict
+
+from rsl_rl.storage.rsl_rl_lib_storage import RslRlLibStorage
 
 
-class RolloutStorage:
+class RolloutStorage(RslRlLibStorage):
     """Transitions of ``num_steps`` steps of ``num_envs`` envs.
 
     ``obs[name]`` holds the flat model inputs (``"actor"``, ``"critic"``) as the env returned them (unnormalised). When
     the critic reads the same observation groups as the actor, both names point at one tensor.
+
+    rsl-rl-lib's interface (``add_transition``, the ``Batch`` generators, its attribute names) comes from
+    :class:`~rsl_rl.storage.rsl_rl_lib_storage.RslRlLibStorage`, and so does its constructor form.
     """
 
+    @overload
     def __init__(
         self,
         num_steps: int,
         num_envs: int,
         obs_dims: dict[str, int],
         num_actions: int,
-        device: torch.device,
+        device: torch.device | str,
         shared_obs: dict[str, str] | None = None,
+        training_type: str | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        training_type: str,
+        num_envs: int,
+        num_transitions_per_env: int,
+        obs: TensorDict,
+        actions_shape: Sequence[int],
+        device: torch.device | str = "cpu",
+    ) -> None: ...
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Ours: ``(num_steps, num_envs, obs_dims, num_actions, device, shared_obs=None, training_type=None)``.
+        rsl-rl-lib's: ``(training_type, num_envs, num_transitions_per_env, obs, actions_shape, device="cpu")``,
+        recognised by its first argument, a string (``"rl"`` or ``"distillation"``), or by the keyword
+        ``num_transitions_per_env``. One class serves both so that code written for either constructs it unchanged.
+        """
+        if (args and isinstance(args[0], str)) or "num_transitions_per_env" in kwargs:
+            self._init_rsl_rl_lib(*args, **kwargs)
+        else:
+            self._init_buffers(*args, **kwargs)
+
+    def _init_buffers(
+        self,
+        num_steps: int,
+        num_envs: int,
+        obs_dims: dict[str, int],
+        num_actions: int,
+        device: torch.device | str,
+        shared_obs: dict[str, str] | None = None,
+        training_type: str | None = None,
     ) -> None:
-        self.num_steps, self.num_envs, self.device = num_steps, num_envs, device
+        """Our layout; ``training_type`` (None: inferred) only names what rsl-rl-lib's interface serves."""
+        self.num_steps, self.num_envs, self.device = num_steps, num_envs, torch.device(device)
         t, n = num_steps, num_envs
 
         def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -48,6 +91,7 @@ class RolloutStorage:
         self.returns = zeros(t, n)
         self.advantages = zeros(t, n)
         self.step = 0
+        self._link_rsl_rl_lib_names(training_type)
 
     def clear(self) -> None:
         self.step = 0
@@ -84,10 +128,19 @@ class RolloutStorage:
             batches += [perm[i * size : (i + 1) * size] for i in range(num_mini_batches)]
         return batches
 
+    def env_mini_batches(self, num_mini_batches: int, num_epochs: int) -> list[torch.Tensor]:
+        """Env indices of every mini-batch: a fresh permutation of the envs per epoch, cut into equal parts."""
+        size = self.num_envs // num_mini_batches
+        batches = []
+        for _ in range(num_epochs):
+            perm = torch.randperm(self.num_envs, device=self.device)
+            batches += [perm[i * size : (i + 1) * size] for i in range(num_mini_batches)]
+        return batches
+
 
 class RecurrentRolloutStorage(RolloutStorage):
-    """A rollout of recurrent models: the hidden states at the rollout's start plus the done masks, and mini-batches
-    of whole env trajectories (truncated BPTT over the ``num_steps`` of the rollout).
+    """A rollout of recurrent models: the hidden states at the rollout's start plus the done masks; updates take
+    mini-batches of whole env trajectories (:meth:`env_mini_batches`: truncated BPTT over the rollout's steps).
 
     The hidden state of step t is not stored: it is recomputed from ``hidden0`` and ``dones`` during the update.
     """
@@ -99,12 +152,3 @@ class RecurrentRolloutStorage(RolloutStorage):
     def save_hidden(self, hidden: dict[str, tuple[torch.Tensor, ...]]) -> None:
         """Record each model's hidden state at the rollout's first step (``[layers, N, H]`` each)."""
         self.hidden0 = {name: tuple(h.clone() for h in state) for name, state in hidden.items()}
-
-    def env_mini_batches(self, num_mini_batches: int, num_epochs: int) -> list[torch.Tensor]:
-        """Env indices of every mini-batch: a fresh permutation of the envs per epoch, cut into equal parts."""
-        size = self.num_envs // num_mini_batches
-        batches = []
-        for _ in range(num_epochs):
-            perm = torch.randperm(self.num_envs, device=self.device)
-            batches += [perm[i * size : (i + 1) * size] for i in range(num_mini_batches)]
-        return batches

@@ -20,7 +20,8 @@ from deploy.export import (
     read_metadata,
 )
 from rsl_rl.cli.main import main
-from rsl_rl.modules import ActorConfig, MLPModel, RNNConfig, RNNModel
+from rsl_rl.models import MLPModel, RNNModel
+from rsl_rl.modules import ActorConfig, RNNConfig
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def pendulum_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_checkpoint_export_carries_metadata(pendulum_run: Path, tmp_path: Path) -> None:
-    checkpoint = pendulum_run / "model_3.pt"
+    checkpoint = pendulum_run / "model_2.pt"
     report = export_checkpoint(checkpoint, tmp_path)
     assert report.samples >= 10_000 and max(report.max_abs_diff_onnx, report.max_abs_diff_torchscript) <= 1e-5
     meta = read_metadata(report.onnx)
@@ -45,7 +46,7 @@ def test_checkpoint_export_carries_metadata(pendulum_run: Path, tmp_path: Path) 
     assert meta["action"]["command"] == "actuator" and meta["action"]["limit"] == "clip"
     assert meta["action"]["last_action"] is None and meta["history"] is None
     assert meta["control"]["period_s"] == pytest.approx(0.05)
-    assert meta["training"]["iteration"] == 3 and meta["training"]["checkpoint"] == "model_3.pt"
+    assert meta["training"]["iteration"] == 3 and meta["training"]["checkpoint"] == "model_2.pt"
     assert meta["training"]["checkpoint_sha256"] == file_sha256(checkpoint)
     extra: dict[str, Any] = {"metadata.json": ""}
     torch.jit.load(str(report.torchscript), _extra_files=extra)
@@ -55,7 +56,9 @@ def test_checkpoint_export_carries_metadata(pendulum_run: Path, tmp_path: Path) 
 @pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
 def test_recurrent_export_parity_with_explicit_state(rnn_type: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    actor = RNNModel(5, 2, RNNConfig(rnn_type=rnn_type, rnn_hidden_dim=16, hidden_dims=(32,), obs_normalization=True))
+    actor = RNNModel.from_config(
+        5, 2, RNNConfig(rnn_type=rnn_type, rnn_hidden_dim=16, hidden_dims=(32,), obs_normalization=True)
+    )
     actor.update_normalization(torch.randn(500, 5) * 3 + 1)  # a trained normaliser is baked in
     report = export_policy(actor, tmp_path, policy_metadata(actor, ["policy"]))
     assert report.max_abs_diff_onnx <= 1e-5 and report.max_abs_diff_torchscript <= 1e-5
@@ -72,14 +75,14 @@ def test_recurrent_export_parity_with_explicit_state(rnn_type: str, tmp_path: Pa
 
 
 def test_a_file_that_fails_parity_is_not_written(tmp_path: Path) -> None:
-    actor = MLPModel(4, 2, ActorConfig(hidden_dims=(16,)))
+    actor = MLPModel.from_config(4, 2, ActorConfig(hidden_dims=(16,)))
     with pytest.raises(ExportParityError, match="no file written"):
         export_policy(actor, tmp_path, policy_metadata(actor, ["policy"]), tolerance=0.0)
     assert not list(tmp_path.iterdir())  # neither the files nor the staging directory remain
 
 
 def test_metadata_must_match_the_policy() -> None:
-    actor = MLPModel(4, 2, ActorConfig(hidden_dims=(16,)))
+    actor = MLPModel.from_config(4, 2, ActorConfig(hidden_dims=(16,)))
     with pytest.raises(ValueError, match="add up to 3 but the policy reads 4"):
         policy_metadata(actor, ["policy"], {"observation": {"policy": [("a", 1), ("b", 2)]}})
     with pytest.raises(ValueError, match="action.low has 1 entries; the policy outputs 2"):
@@ -105,7 +108,7 @@ def test_parity_tolerance_is_relative_for_large_actions(tmp_path: Path) -> None:
     """A PPO Hopper policy after 15 min (Gaussian means up to 42) failed the old absolute 1e-5 check with 1.9e-5 from
     float32 rounding alone; the check is |Δ| ≤ 1e-5 · max(1, max |a| of the dimension)."""
     torch.manual_seed(0)
-    actor = MLPModel(11, 3, ActorConfig(hidden_dims=(256, 256), obs_normalization=True))
+    actor = MLPModel.from_config(11, 3, ActorConfig(hidden_dims=(256, 256), obs_normalization=True))
     actor.update_normalization(torch.randn(1000, 11) * 5)
     with torch.no_grad():
         last = actor.mlp[-1]

@@ -15,7 +15,8 @@ from deploy.export import export_policy, policy_metadata, read_metadata, rebuild
 from deploy.runtime import PolicyRuntime
 from deploy.sim2sim import run_sim2sim
 from rsl_rl.cli.main import main
-from rsl_rl.modules import ActorConfig, MLPModel
+from rsl_rl.models import MLPModel
+from rsl_rl.modules import ActorConfig
 from rsl_rl.registry import get_task
 from rsl_rl.runners.checkpoint import latest_checkpoint, load_checkpoint
 from tasks.legged.robot import RobotCfg, build_model
@@ -112,7 +113,7 @@ def test_go1_task_and_runtime_limit_actions_the_same_way(tmp_path: Path) -> None
     env = spec.build(cfg, seed=0)
     assert isinstance(env, VelocityTask)
     torch.manual_seed(0)
-    actor = MLPModel(48, 12, ActorConfig(hidden_dims=(32,)))
+    actor = MLPModel.from_config(48, 12, ActorConfig(hidden_dims=(32,)))
     last = actor.mlp[-1]
     assert isinstance(last, torch.nn.Linear)
     with torch.no_grad():

@@ -25,7 +25,8 @@ def policies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     import torch
 
     from deploy.export import export_policy, policy_metadata
-    from rsl_rl.modules import ActorConfig, MLPModel, RNNConfig, RNNModel
+    from rsl_rl.models import MLPModel, RNNModel
+    from rsl_rl.modules import ActorConfig, RNNConfig
 
     torch.manual_seed(0)
     out: dict[str, str] = {}
@@ -33,7 +34,7 @@ def policies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "observation": {"policy": [("joint_pos", 3), ("joint_vel", 3)]},
         "action": {"names": ["a", "b"], "default": [0.1, -0.1], "low": [-0.5, -1.0], "high": [0.5, 1.0]},
     }
-    mlp = MLPModel(6, 2, ActorConfig(hidden_dims=(32, 32)))
+    mlp = MLPModel.from_config(6, 2, ActorConfig(hidden_dims=(32, 32)))
     last = mlp.mlp[-1]
     assert isinstance(last, torch.nn.Linear)
     with torch.no_grad():
@@ -41,7 +42,7 @@ def policies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     out["mlp"] = str(
         export_policy(mlp, tmp_path_factory.mktemp("mlp"), policy_metadata(mlp, ["policy"], spec, 0.02, 4)).onnx
     )
-    rnn = RNNModel(6, 2, RNNConfig(rnn_type="lstm", rnn_hidden_dim=8, hidden_dims=(16,)))
+    rnn = RNNModel.from_config(6, 2, RNNConfig(rnn_type="lstm", rnn_hidden_dim=8, hidden_dims=(16,)))
     out["lstm"] = str(
         export_policy(rnn, tmp_path_factory.mktemp("rnn"), policy_metadata(rnn, ["policy"], spec, 0.02, 4)).onnx
     )
@@ -59,7 +60,7 @@ def policies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             "last_action": "clipped",
         },
     }
-    mlp4 = MLPModel(4, 2, ActorConfig(hidden_dims=(16,)))
+    mlp4 = MLPModel.from_config(4, 2, ActorConfig(hidden_dims=(16,)))
     last4 = mlp4.mlp[-1]
     assert isinstance(last4, torch.nn.Linear)
     with torch.no_grad():
@@ -426,12 +427,13 @@ def test_history_policy_keeps_its_own_history(tmp_path: Path) -> None:
     import torch
 
     from deploy.export import export_policy, policy_metadata
-    from rsl_rl.modules import ActorConfig, MLPModel
-    from rsl_rl.runners.distillation import HistoryInferencePolicy
+    from rsl_rl.models import MLPModel
+    from rsl_rl.modules import ActorConfig
+    from rsl_rl.runners.distillation_runner import HistoryInferencePolicy
 
     torch.manual_seed(1)
     frame, length = 3, 4
-    actor = MLPModel(frame * length, 2, ActorConfig(hidden_dims=(16,), obs_normalization=True))
+    actor = MLPModel.from_config(frame * length, 2, ActorConfig(hidden_dims=(16,), obs_normalization=True))
     actor.update_normalization(torch.randn(200, frame * length))
     spec = {"observation": {"policy": [("a", 2), ("b", 1)]}}
     meta = policy_metadata(actor, ["policy"], spec, 0.02, history=length)

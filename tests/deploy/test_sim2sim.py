@@ -13,11 +13,12 @@ from deploy.export import export_checkpoint, export_policy, policy_metadata, rea
 from deploy.runtime import PolicyRuntime
 from deploy.sim2sim import run_sim2sim
 from rsl_rl.cli.main import main
-from rsl_rl.modules import ActorConfig, MLPModel
+from rsl_rl.models import MLPModel
+from rsl_rl.modules import ActorConfig
 from rsl_rl.registry import get_task
 from rsl_rl.runners import OnPolicyRunner, train_config_from_dict
 from rsl_rl.runners.checkpoint import latest_checkpoint, load_checkpoint
-from rsl_rl.runners.distillation import HistoryInferencePolicy
+from rsl_rl.runners.distillation_runner import HistoryInferencePolicy
 from tasks.mujoco.task import MujocoTask
 
 
@@ -67,7 +68,7 @@ def test_history_student_runs_with_real_history(tmp_path: Path, capsys: pytest.C
     report = run_sim2sim(str(student / "exported" / "policy.onnx"), episodes=3, seed=5, record=True)
     assert report.faults == {} and len(report.observations) == 3 and report.mean_length == 40
     actor, groups, history = rebuild_actor(load_checkpoint(latest_checkpoint(student)))
-    assert history == 3 and actor.obs_dim == 9
+    assert isinstance(actor, MLPModel) and history == 3 and actor.obs_dim == 9
     for frames, actions in zip(report.observations, report.actions, strict=True):
         reference = HistoryInferencePolicy(actor, groups, history)  # a fresh history per episode
         with torch.no_grad():
@@ -91,7 +92,7 @@ def test_mujoco_task_and_runtime_limit_actions_the_same_way(tmp_path: Path) -> N
     assert meta_spec["action"]["low"] == [-1.0] * 3 and meta_spec["action"]["high"] == [1.0] * 3
     torch.manual_seed(0)
     obs_dim = env.get_observations()["policy"].shape[-1]
-    actor = MLPModel(obs_dim, 3, ActorConfig(hidden_dims=(16,)))
+    actor = MLPModel.from_config(obs_dim, 3, ActorConfig(hidden_dims=(16,)))
     last = actor.mlp[-1]
     assert isinstance(last, torch.nn.Linear)
     with torch.no_grad():

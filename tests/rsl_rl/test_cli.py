@@ -42,7 +42,7 @@ def test_train_writes_the_run_directory(tmp_path: Path, capsys: pytest.CaptureFi
     assert (run / "exported" / "policy.pt").stat().st_size > 0
     config = json.loads((run / "config.json").read_text())
     assert config["task"] == "pendulum" and config["algorithm"]["learning_rate"] == 3e-4
-    state = torch.load(run / "model_4.pt", weights_only=True)
+    state = torch.load(run / "model_3.pt", weights_only=True)
     assert state["infos"]["task"] == "pendulum" and state["config"]["algorithm"]["learning_rate"] == 3e-4
     assert state["infos"]["env_cfg"] == config["env"]  # config.json holds the env config the checkpoint stores
     assert list(run.glob("events.out.tfevents.*"))
@@ -63,7 +63,7 @@ def test_play_export_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[st
         main(["play", "--checkpoint", str(run), "--env-set", "nope.x=1"])
 
     shutil.rmtree(run / "exported")
-    assert main(["export", "--checkpoint", str(run / "model_4.pt")]) == 0
+    assert main(["export", "--checkpoint", str(run / "model_3.pt")]) == 0
     assert (run / "exported" / "policy.onnx").exists() and (run / "exported" / "policy.pt").exists()
 
     assert (
@@ -79,7 +79,7 @@ def test_play_export_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[st
                 "--max-iterations",
                 "6",
                 "--resume",
-                str(run / "model_4.pt"),
+                str(run / "model_3.pt"),
                 "--agent.stop-at-return",
                 "1000",
             ]
@@ -92,8 +92,8 @@ def test_play_export_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_deterministic_flag_gives_identical_parameters(tmp_path: Path) -> None:
     for name in ("a", "b"):
         train(tmp_path / name, "--deterministic", "--seed", "11", "--logger", "none", "--agent.stop-at-return", "1000")
-    a = torch.load(tmp_path / "a" / "model_4.pt", weights_only=True)
-    b = torch.load(tmp_path / "b" / "model_4.pt", weights_only=True)
+    a = torch.load(tmp_path / "a" / "model_3.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "model_3.pt", weights_only=True)
     for key in ("actor_state_dict", "critic_state_dict"):
         assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
 
@@ -149,7 +149,7 @@ def test_env_overrides_reach_checkpoint_config_json_export_play_and_deploy_sim(
     run = tmp_path / "run"
     # A weaker motor and 3-step episodes: both change what export, play and deploy-sim must rebuild.
     train(run, "--env.max-torque", "0.5", "--env.max-episode-steps", "3", "--agent.stop-at-return", "1000")
-    state = torch.load(run / "model_4.pt", weights_only=True)  # plain data: loads without running code
+    state = torch.load(run / "model_3.pt", weights_only=True)  # plain data: loads without running code
     env = state["infos"]["env_cfg"]
     assert env["max_torque"] == 0.5 and env["max_episode_steps"] == 3 and env["num_envs"] == 16
     assert json.loads((run / "config.json").read_text())["env"] == env
@@ -183,8 +183,8 @@ def test_env_overrides_reach_checkpoint_config_json_export_play_and_deploy_sim(
         "--agent.stop-at-return",
         "1e3",
     ]
-    assert main([*argv, "--resume", str(run / "model_4.pt"), "--env.max-episode-steps", "4"]) == 0
-    env = torch.load(run / "model_6.pt", weights_only=True)["infos"]["env_cfg"]
+    assert main([*argv, "--resume", str(run / "model_3.pt"), "--env.max-episode-steps", "4"]) == 0
+    env = torch.load(run / "model_5.pt", weights_only=True)["infos"]["env_cfg"]
     assert env["max_torque"] == 0.5 and env["max_episode_steps"] == 4 and env["num_envs"] == 16
 
 

@@ -40,14 +40,15 @@ def test_unknown_component_key_names_key_and_valid_keys(section: str) -> None:
 def test_class_name_spellings(name: str) -> None:
     raw = rsl_rl_train_cfg()
     raw["algorithm"]["class_name"] = name
-    assert train_config_from_dict(raw).algorithm.num_learning_epochs == 2
+    cfg = train_config_from_dict(raw)
+    assert isinstance(cfg, TrainConfig) and cfg.algorithm.num_learning_epochs == 2
 
 
 @pytest.mark.parametrize(
     ("path", "value", "match"),
     [
-        (("algorithm", "class_name"), "Distillation", "allowed: 'PPO'"),
-        (("actor", "class_name"), "CNNModel", "allowed: 'MLPModel'"),
+        (("algorithm", "class_name"), "Distillation", r"allowed: \['PPO', 'SAC'\]"),
+        (("actor", "class_name"), "ActorCritic", r"allowed: \['MLPModel', 'RNNModel', 'CNNModel'\]"),
         (("algorithm", "rnd_cfg"), {"weight": 1.0}, "rnd_cfg"),
         (("algorithm", "schedule"), "linear", "schedule"),
         (("actor", "activation"), "swish2", "activation"),

@@ -32,8 +32,8 @@ def cpu_pendulum(seed: int = 0) -> PendulumEnv:
 def small_ppo_config(recurrent: bool) -> TrainConfig:
     cfg = TrainConfig(num_steps_per_env=32, logger="none", save_interval=1000)
     if recurrent:
-        cfg.actor = RNNConfig(rnn_hidden_dim=16, hidden_dims=(32,))
-        cfg.critic = RNNConfig(rnn_hidden_dim=16, hidden_dims=(32,))
+        cfg.actor = RNNConfig(rnn_type="gru", rnn_hidden_dim=16, hidden_dims=(32,))
+        cfg.critic = RNNConfig(rnn_type="gru", rnn_hidden_dim=16, hidden_dims=(32,))
     else:
         cfg.actor = ActorConfig(hidden_dims=(32, 32))
         cfg.critic = ModelConfig(hidden_dims=(32, 32))
@@ -70,7 +70,9 @@ def test_distillation_on_cuda_from_an_env_on_the_cpu(tmp_path: Path, student: st
         logger="none",
         teacher_checkpoint=str(tmp_path / "teacher.pt"),
         algorithm=DistillationConfig(history_length=3 if student == "history" else 1),
-        student=RNNConfig(rnn_hidden_dim=16, hidden_dims=(32,)) if student == "gru" else ActorConfig(hidden_dims=(32,)),
+        student=RNNConfig(rnn_type="gru", rnn_hidden_dim=16, hidden_dims=(32,))
+        if student == "gru"
+        else ActorConfig(hidden_dims=(32,)),
     )
     runner = DistillationRunner(cpu_pendulum(), cfg, None, LEARNER, show_progress=False)
     runner.learn(2, init_at_random_ep_len=True)
@@ -133,7 +135,7 @@ def test_sac_collection_and_update_never_sync_with_the_host() -> None:
                 with torch.inference_mode():
                     actions = sac.act(obs)
                     obs, rewards, terminated, truncated, extras = env.step(actions)
-                    sac.process_env_step(obs, rewards, terminated, truncated, extras)
+                    sac.process_env_step(obs, rewards, terminated | truncated, {**extras, "time_outs": truncated})
             sac.update()
         finally:
             torch.cuda.set_sync_debug_mode("default")

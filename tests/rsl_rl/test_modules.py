@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from rsl_rl.modules import ActorConfig, DistributionConfig, EmpiricalNormalization, MLPModel, ModelConfig
+from rsl_rl.models import MLPModel
+from rsl_rl.modules import ActorConfig, DistributionConfig, EmpiricalNormalization, GaussianDistribution, ModelConfig
 from rsl_rl.modules.distribution import gaussian_entropy, gaussian_kl, gaussian_log_prob
 
 
@@ -26,7 +27,7 @@ def test_gaussian_closed_forms_match_torch_distributions() -> None:
 def test_std_stays_positive_under_adversarial_gradients(std_type: str) -> None:
     """Drive the std towards −∞ with a huge learning rate: it must stay positive, finite, and sampling must work."""
     cfg = ActorConfig(hidden_dims=(8,), distribution_cfg=DistributionConfig(init_std=1.0, std_type=std_type))
-    actor = MLPModel(4, 2, cfg)
+    actor = MLPModel.from_config(4, 2, cfg)
     opt = torch.optim.SGD(actor.parameters(), lr=1e4)
     for _ in range(50):
         opt.zero_grad()
@@ -40,8 +41,8 @@ def test_std_stays_positive_under_adversarial_gradients(std_type: str) -> None:
 
 
 def test_std_survives_nan_parameters() -> None:
-    actor = MLPModel(4, 2, ActorConfig(distribution_cfg=DistributionConfig(std_type="log")))
-    assert actor.distribution is not None
+    actor = MLPModel.from_config(4, 2, ActorConfig(distribution_cfg=DistributionConfig(std_type="log")))
+    assert isinstance(actor.distribution, GaussianDistribution)
     with torch.no_grad():
         actor.distribution.log_std_param.fill_(float("nan"))
     std = actor.std()
@@ -72,7 +73,7 @@ def test_normalizer_matches_pooled_statistics() -> None:
 
 
 def test_mlp_model_layout_matches_rsl_rl_state_dict_names() -> None:
-    actor = MLPModel(6, 2, ActorConfig(hidden_dims=(16, 8), obs_normalization=True))
+    actor = MLPModel.from_config(6, 2, ActorConfig(hidden_dims=(16, 8), obs_normalization=True))
     keys = set(actor.state_dict())
     assert {
         "mlp.0.weight",
@@ -82,7 +83,7 @@ def test_mlp_model_layout_matches_rsl_rl_state_dict_names() -> None:
         "distribution.log_std_param",
     } <= keys
     assert actor(torch.randn(3, 6)).shape == (3, 2)
-    critic = MLPModel(6, 1, ModelConfig(hidden_dims=(16,)))
+    critic = MLPModel.from_config(6, 1, ModelConfig(hidden_dims=(16,)))
     assert critic.distribution is None
     with pytest.raises(ValueError, match="activation"):
         ModelConfig(activation="swishy")
@@ -102,7 +103,7 @@ def test_std_initialised_at_a_bound_is_finite_and_learns(
     lo, hi = std_range
     init = lo if bound == "min" else hi
     dist_cfg = DistributionConfig(init_std=init, std_type=std_type, std_range=(lo, hi))
-    actor = MLPModel(4, 3, ActorConfig(hidden_dims=(8,), distribution_cfg=dist_cfg))
+    actor = MLPModel.from_config(4, 3, ActorConfig(hidden_dims=(8,), distribution_cfg=dist_cfg))
     assert actor.distribution is not None
     (param,) = actor.distribution.parameters()
     assert torch.isfinite(param).all()
@@ -124,5 +125,5 @@ def test_std_initialised_at_a_bound_is_finite_and_learns(
 @pytest.mark.parametrize("init_std", [1e-4, 0.05, 1.0, 30.0, 1e4])
 def test_softplus_std_starts_at_init_std(init_std: float) -> None:
     dist_cfg = DistributionConfig(init_std=init_std, std_type="softplus")
-    actor = MLPModel(2, 2, ActorConfig(hidden_dims=(4,), distribution_cfg=dist_cfg))
+    actor = MLPModel.from_config(2, 2, ActorConfig(hidden_dims=(4,), distribution_cfg=dist_cfg))
     torch.testing.assert_close(actor.std(), torch.full((2,), init_std), rtol=1e-6, atol=0.0)

@@ -211,7 +211,7 @@ def test_cli_trains_sac_then_resumes_plays_and_exports(tmp_path: Path) -> None:
     config = json.loads((run / "config.json").read_text())
     assert config["algorithm"]["class_name"] == "SAC"
     # Resume: the algorithm comes from the checkpoint, no --algo needed.
-    assert main([*args[:3], *args[5:], "--resume", str(run / "model_30.pt"), "--max-iterations", "40"]) == 0
+    assert main([*args[:3], *args[5:], "--resume", str(run / "model_29.pt"), "--max-iterations", "40"]) == 0
     assert json.loads((run / "summary.json").read_text())["iterations"] == 40
     assert main(["play", "--checkpoint", str(run), "--num-envs", "2"]) == 0
     assert main(["export", "--checkpoint", str(run), "--out-dir", str(tmp_path / "exp")]) == 0

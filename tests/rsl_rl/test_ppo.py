@@ -9,21 +9,22 @@ import torch
 from tensordict import TensorDict
 
 from rsl_rl.algorithms import PPO, PPOConfig
-from rsl_rl.modules import ActorConfig, MLPModel, ModelConfig
+from rsl_rl.models import MLPModel
+from rsl_rl.modules import ActorConfig, ModelConfig
 
 GROUPS = {"actor": ["policy"], "critic": ["policy"]}
 
 
 def make_ppo(num_envs: int = 3, steps: int = 4, **cfg: object) -> PPO:
     torch.manual_seed(0)
-    actor = MLPModel(2, 1, ActorConfig(hidden_dims=(16,)))
-    critic = MLPModel(2, 1, ModelConfig(hidden_dims=(16,)))
+    actor = MLPModel.from_config(2, 1, ActorConfig(hidden_dims=(16,)))
+    critic = MLPModel.from_config(2, 1, ModelConfig(hidden_dims=(16,)))
     return PPO(actor, critic, PPOConfig(**cfg), GROUPS, num_envs, steps)  # type: ignore[arg-type]
 
 
 def linear_value_critic(ppo: PPO) -> None:
     """Make the critic compute V(obs) = obs[0] exactly (identity activation, hand-set weights)."""
-    critic = MLPModel(2, 1, ModelConfig(hidden_dims=(1,), activation="identity"))
+    critic = MLPModel.from_config(2, 1, ModelConfig(hidden_dims=(1,), activation="identity"))
     first, last = critic.mlp[0], critic.mlp[2]
     assert isinstance(first, torch.nn.Linear) and isinstance(last, torch.nn.Linear)
     with torch.no_grad():
@@ -46,15 +47,14 @@ def test_timeout_bootstrap(mode: str) -> None:
     obs = obs_td(torch.tensor([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]]))
     with torch.inference_mode():
         ppo.act(obs)
-        # env 0 truncated (final state value 10), env 1 terminated and truncated (terminal wins),
-        # env 2 continues: its final_obs row holds NaN, which must not leak into its reward.
+        # env 0 timed out (final state value 10), env 1 terminated, env 2 continues: its final_obs row holds NaN,
+        # which must not leak into its reward. rsl-rl-lib's call: dones of any dtype, time-outs in extras.
         final = obs_td(torch.tensor([[10.0, 0.0], [20.0, 0.0], [float("nan"), 0.0]]))
         ppo.process_env_step(
             obs,
             torch.tensor([1.0, 1.0, 1.0]),
-            terminated=torch.tensor([False, True, False]),
-            truncated=torch.tensor([True, True, False]),
-            extras={"final_obs": final},
+            dones=torch.tensor([1, 1, 0]),
+            extras={"final_obs": final, "time_outs": torch.tensor([True, False, False])},
         )
     rewards = ppo.storage.rewards[0]
     v_boot = 10.0 if mode == "final_obs" else 1.0  # V(s_final) vs rsl_rl's V(s_t)
@@ -70,11 +70,7 @@ def fill_rollout(ppo: PPO, seed: int = 1) -> None:
             obs = obs_td(torch.randn(s.num_envs, 2, generator=g))
             ppo.act(obs)
             ppo.process_env_step(
-                obs,
-                torch.randn(s.num_envs, generator=g),
-                torch.rand(s.num_envs, generator=g) < 0.1,
-                torch.zeros(s.num_envs, dtype=torch.bool),
-                {},
+                obs, torch.randn(s.num_envs, generator=g), torch.rand(s.num_envs, generator=g) < 0.1, {}
             )
         ppo.compute_returns(obs_td(torch.randn(s.num_envs, 2, generator=g)))
 

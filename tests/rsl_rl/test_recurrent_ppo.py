@@ -13,9 +13,10 @@ from point_mass import PointMassVecEnv, rsl_rl_train_cfg
 
 from rsl_rl.algorithms.ppo import PPOConfig
 from rsl_rl.algorithms.recurrent_ppo import RecurrentPPO
-from rsl_rl.modules import ActorConfig, ModelConfig, RNNConfig, build_model
+from rsl_rl.models import build_model
+from rsl_rl.models.rnn_model import model_sequence
+from rsl_rl.modules import ActorConfig, ModelConfig, RNNConfig
 from rsl_rl.modules.distribution import DistributionConfig, gaussian_log_prob
-from rsl_rl.modules.rnn import model_sequence
 from rsl_rl.runners import OnPolicyRunner, TrainConfig, train_config_from_dict
 
 
@@ -37,7 +38,7 @@ def test_bptt_sequence_forward_equals_step_by_step_acting(actor_type: str, criti
             for _ in range(13):  # episodes of 5 steps end inside the 13-step sequence
                 actions = alg.act(obs)
                 obs, rewards, terminated, truncated, extras = env.step(actions)
-                alg.process_env_step(obs, rewards, terminated, truncated, extras)
+                alg.process_env_step(obs, rewards, terminated | truncated, {**extras, "time_outs": truncated})
         s = alg.storage
         assert bool(s.dones.any()) and bool(s.dones[-1].logical_not().all())
         if iteration == 1:
@@ -71,7 +72,7 @@ def _train_cue_recall(actor: ActorConfig, iterations: int) -> float:
 def test_recurrent_ppo_learns_memory_task_an_mlp_cannot() -> None:
     """Cue recall (cue shown at step 0 of 10, reward −|a − cue| every step): best MLP return is −9, perfect is 0."""
     dist = DistributionConfig(init_std=0.5)
-    gru = _train_cue_recall(RNNConfig(rnn_hidden_dim=16, hidden_dims=(16,), distribution_cfg=dist), 40)
+    gru = _train_cue_recall(RNNConfig(rnn_type="gru", rnn_hidden_dim=16, hidden_dims=(16,), distribution_cfg=dist), 40)
     mlp = _train_cue_recall(ActorConfig(hidden_dims=(32,), distribution_cfg=dist), 40)
     print(f"cue recall return after 40 iterations: GRU {gru:.2f}, MLP {mlp:.2f}")
     assert gru >= -1.0, gru  # measured −0.10
@@ -88,12 +89,12 @@ def test_rsl_rl_dict_config_accepts_rnn_actor_and_critic(tmp_path: Path) -> None
     runner = OnPolicyRunner(PointMassVecEnv(16), raw, tmp_path, "cpu", show_progress=False)
     assert isinstance(runner.alg, RecurrentPPO)
     runner.learn(2)
-    state = torch.load(tmp_path / "model_2.pt", weights_only=True)
+    state = torch.load(tmp_path / "model_1.pt", weights_only=True)
     # The saved config round-trips (play/export rebuild models from it).
     again = train_config_from_dict(state["config"])
     assert isinstance(again.actor, RNNConfig) and again.actor.rnn_type == "lstm"
     other = OnPolicyRunner(PointMassVecEnv(16), state["config"], None, "cpu", show_progress=False)
-    other.load(tmp_path / "model_2.pt")
+    other.load(tmp_path / "model_1.pt")
     for a, b in zip(runner.alg.actor.parameters(), other.alg.actor.parameters(), strict=True):
         assert torch.equal(a, b)
     # The inference policy carries and resets its hidden state.
@@ -142,7 +143,7 @@ def test_recurrent_resume_equals_uninterrupted_run(tmp_path: Path, rnn_type: str
     first.learn(3)
     assert any(h.abs().sum() > 0 for state in first.alg.hidden.values() for h in state)
     resumed = runner(None, seed=999)
-    resumed.load(tmp_path / "model_3.pt")
+    resumed.load(tmp_path / "model_2.pt")
     resumed.learn(3)
     for name in ("actor", "critic"):
         a, b = getattr(straight.alg, name).state_dict(), getattr(resumed.alg, name).state_dict()
@@ -155,10 +156,10 @@ def test_recurrent_resume_equals_uninterrupted_run(tmp_path: Path, rnn_type: str
 def test_a_nan_observation_is_forgotten_when_its_episode_ends(rnn_type: str) -> None:
     """A NaN observation poisons its env's hidden state; the reset at the end of that episode must clear it (a mask
     product keeps NaN: NaN·0 = NaN), in acting and in the BPTT sequence forward alike, the second time as the first."""
-    from rsl_rl.modules.rnn import RNNModel, reset_hidden
+    from rsl_rl.models.rnn_model import RNNModel, reset_hidden
 
     torch.manual_seed(0)
-    model = RNNModel(3, 2, RNNConfig(rnn_type=rnn_type, rnn_hidden_dim=8, hidden_dims=(8,)))
+    model = RNNModel.from_config(3, 2, RNNConfig(rnn_type=rnn_type, rnn_hidden_dim=8, hidden_dims=(8,)))
     obs = torch.randn(6, 4, 3)
     obs[0, 1] = obs[3, 1] = float("nan")  # env 1, steps 0 and 3; its episodes end at steps 0 and 3
     dones = torch.zeros(6, 4, dtype=torch.bool)
@@ -166,7 +167,7 @@ def test_a_nan_observation_is_forgotten_when_its_episode_ends(rnn_type: str) -> 
     with torch.no_grad():
         hidden = model.initial_hidden(4)
         for t in range(6):
-            out, hidden = model(obs[t], hidden)
+            out, hidden = model.step(obs[t], hidden)
             hidden = reset_hidden(hidden, dones[t])
             assert torch.isfinite(torch.stack(hidden)).all(), t
             if t not in (0, 3):

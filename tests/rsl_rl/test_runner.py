@@ -19,7 +19,7 @@ from tensordict import TensorDict, TensorDictBase
 from rsl_rl.cli.run_support import seed_everything
 from rsl_rl.runners import OnPolicyRunner, TrainConfig
 from rsl_rl.runners.checkpoint import load_checkpoint
-from rsl_rl.runners.on_policy import move_to_device
+from rsl_rl.runners.on_policy_runner import move_to_device
 from tasks.classic.pendulum import PendulumCfg, PendulumEnv
 
 
@@ -32,11 +32,11 @@ def test_rsl_rl_style_script_runs_unchanged(tmp_path: Path) -> None:
     assert runner.env is env and runner.cfg is train_cfg and runner.device == "cpu"
     runner.learn(num_learning_iterations=3, init_at_random_ep_len=True)
     assert runner.current_learning_iteration == 3
-    assert sorted(p.name for p in tmp_path.glob("model_*.pt")) == ["model_2.pt", "model_3.pt"]
+    assert sorted(p.name for p in tmp_path.glob("model_*.pt")) == ["model_0.pt", "model_2.pt"]
 
-    state = torch.load(tmp_path / "model_3.pt", weights_only=True)
+    state = torch.load(tmp_path / "model_2.pt", weights_only=True)
     assert {"actor_state_dict", "critic_state_dict", "optimizer_state_dict", "iter", "infos"} <= set(state)
-    assert state["iter"] == 3
+    assert state["iter"] == 2 and state["iterations_completed"] == 3  # rsl-rl-lib: iter = last index
 
     policy = runner.get_inference_policy(device="cpu")
     obs = env.get_observations()
@@ -45,7 +45,7 @@ def test_rsl_rl_style_script_runs_unchanged(tmp_path: Path) -> None:
 
     # A second runner loads the checkpoint and continues from its iteration.
     other = OnPolicyRunner(PointMassVecEnv(), rsl_rl_train_cfg(), log_dir=None, device="cpu", show_progress=False)
-    infos = other.load(str(tmp_path / "model_3.pt"))
+    infos = other.load(str(tmp_path / "model_2.pt"))
     assert infos is None and other.current_learning_iteration == 3
     assert torch.equal(other.get_inference_policy()(obs), actions)
 
@@ -92,10 +92,10 @@ def test_save_load_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     straight.learn(6)
 
     first = pendulum_runner(tmp_path, seed=5)
-    first.learn(3)  # writes model_3.pt at the end
+    first.learn(3)  # writes model_2.pt (rsl-rl-lib names by the last index) at the end
     # A fresh process: new env, new runner, other global RNG state; the checkpoint restores all of it.
     resumed = pendulum_runner(None, seed=999)
-    resumed.load(tmp_path / "model_3.pt")
+    resumed.load(tmp_path / "model_2.pt")
     assert resumed.current_learning_iteration == 3
     resumed.learn(3)
 
@@ -271,7 +271,7 @@ def test_resume_does_not_rerandomise_episode_lengths(tmp_path: Path) -> None:
     first = pendulum_runner(tmp_path, seed=7)
     first.learn(3, init_at_random_ep_len=True)
     resumed = pendulum_runner(None, seed=999)
-    resumed.load(tmp_path / "model_3.pt")
+    resumed.load(tmp_path / "model_2.pt")
     resumed.learn(3, init_at_random_ep_len=True)
     assert torch.equal(resumed._env.episode_length_buf, straight._env.episode_length_buf)
     assert all(torch.equal(a, b) for a, b in zip(parameters(straight), parameters(resumed), strict=True))
@@ -284,7 +284,7 @@ def test_env_without_state_is_still_spread_on_resume(tmp_path: Path) -> None:
     first.learn(2)
     env = PointMassVecEnv(max_episode_length=1000)
     resumed = OnPolicyRunner(env, rsl_rl_train_cfg(), log_dir=None, device="cpu", show_progress=False)
-    resumed.load(tmp_path / "model_2.pt")
+    resumed.load(tmp_path / "model_1.pt")
     resumed.learn(1, init_at_random_ep_len=True)
     assert env.episode_length_buf.unique().numel() > 1
 
@@ -297,8 +297,8 @@ def scalars(log_dir: Path, tag: str) -> list[tuple[int, float]]:
 
 def test_resumed_run_continues_the_logger_without_duplicate_steps(tmp_path: Path) -> None:
     """Resumed into the same run directory from a checkpoint older than the last logged iteration (a crash after
-    model_4.pt): TensorBoard holds every iteration once, and the resumed iterations log what the uninterrupted run
-    logged (episode returns included: episodes in progress keep their running sums)."""
+    model_4.pt, written after 5 iterations): TensorBoard holds every iteration once, and the resumed iterations log
+    what the uninterrupted run logged (episode returns included: episodes in progress keep their running sums)."""
     straight_dir, run_dir = tmp_path / "straight", tmp_path / "run"
 
     def runner(log_dir: Path, seed: int) -> OnPolicyRunner:
@@ -311,11 +311,11 @@ def test_resumed_run_continues_the_logger_without_duplicate_steps(tmp_path: Path
     straight.learn(8, init_at_random_ep_len=True)
     straight.logger.close()
     first = runner(run_dir, seed=11)
-    first.learn(6, init_at_random_ep_len=True)  # logs iterations 0..5, saves model_4.pt (and model_6.pt)
+    first.learn(6, init_at_random_ep_len=True)  # logs iterations 0..5, saves model_0.pt, model_4.pt, model_5.pt
     first.logger.close()
     resumed = runner(run_dir, seed=999)
     resumed.load(run_dir / "model_4.pt")
-    resumed.learn(4, init_at_random_ep_len=True)
+    resumed.learn(3, init_at_random_ep_len=True)
     resumed.logger.close()
     for tag in ("Loss/value_function", "Train/mean_reward", "Train/mean_episode_length", "Policy/mean_std"):
         logged, expected = scalars(run_dir, tag), scalars(straight_dir, tag)
@@ -357,7 +357,7 @@ def test_resume_keeps_the_evaluation_history_for_the_summary(tmp_path: Path) -> 
     first.learn(4, init_at_random_ep_len=True)  # evaluations after iterations 2 and 4; episodes end
     assert [it for it, _ in first.eval_history] == [2, 4]
     resumed = runner(None, seed=999)
-    resumed.load(tmp_path / "model_4.pt")
+    resumed.load(tmp_path / "model_3.pt")
     assert resumed.eval_history == first.eval_history
     assert math.isfinite(first.logger.last_return) and resumed.logger.last_return == first.logger.last_return
     resumed.learn(2)

@@ -232,7 +232,8 @@ def _sac(cfg: SACConfig, critic_cfg: SACCriticConfig | None = None, num_envs: in
         with torch.inference_mode():
             sac.act(obs)
             done = torch.full((num_envs,), t % 6 == 5)
-            sac.process_env_step(obs, torch.randn(num_envs), done & (t % 12 == 5), done, {"final_obs": obs})
+            time_outs = done & (t % 12 != 5)  # every other episode end is a termination
+            sac.process_env_step(obs, torch.randn(num_envs), done, {"final_obs": obs, "time_outs": time_outs})
     return sac
 
 
@@ -305,8 +306,7 @@ def test_no_update_before_the_replay_holds_a_window_and_learning_starts() -> Non
         obs = TensorDict({"policy": torch.randn(2, 3)}, batch_size=[2])
         with torch.inference_mode():
             sac.act(obs)
-            sac.process_env_step(obs, torch.ones(2), torch.zeros(2, dtype=torch.bool),
-                                 torch.zeros(2, dtype=torch.bool), {})  # fmt: skip
+            sac.process_env_step(obs, torch.ones(2), torch.zeros(2, dtype=torch.bool), {})
         stats = sac.update()
         assert float(stats["gradient_steps"]) == 0
     assert all(torch.equal(a, b) for a, b in zip(before, sac.critic.parameters(), strict=True))

@@ -94,11 +94,11 @@ def test_cli_resume_equals_uninterrupted_run(tmp_path: Path, task: str, extra: l
     assert main([*common, "--run-dir", str(split), "--max-iterations", "2"]) == 0
     resumed = tmp_path / "resumed"
     assert (
-        main([*common, "--run-dir", str(resumed), "--max-iterations", "4", "--resume", str(split / "model_2.pt")]) == 0
+        main([*common, "--run-dir", str(resumed), "--max-iterations", "4", "--resume", str(split / "model_1.pt")]) == 0
     )
-    a, b = _parameters(straight / "model_4.pt"), _parameters(resumed / "model_4.pt")
+    a, b = _parameters(straight / "model_3.pt"), _parameters(resumed / "model_3.pt")
     assert a.keys() == b.keys()
     assert max((a[k] - b[k]).abs().max().item() for k in a) == 0.0
-    env_a = torch.load(straight / "model_4.pt", weights_only=True)["env_state"]
-    env_b = torch.load(resumed / "model_4.pt", weights_only=True)["env_state"]
+    env_a = torch.load(straight / "model_3.pt", weights_only=True)["env_state"]
+    env_b = torch.load(resumed / "model_3.pt", weights_only=True)["env_state"]
     assert torch.equal(env_a["sim"]["state"]["qpos"], env_b["sim"]["state"]["qpos"])

@@ -19,27 +19,60 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from rsl_rl.algorithms.ppo import PPO
+from rsl_rl.algorithms.ppo_extensions import LOSS_NAMES, build_extensions
 from rsl_rl.algorithms.recurrent_ppo import RecurrentPPO
 from rsl_rl.env import Env, as_env
 from rsl_rl.export import export_jit, export_onnx, inference_policy
-from rsl_rl.modules.mlp import MLPModel
-from rsl_rl.modules.rnn import build_model
+from rsl_rl.models.rnn_model import build_model
+from rsl_rl.modules.cnn import CNNConfig
 from rsl_rl.runners.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
     capture_rng_state,
+    checkpoint_name,
+    iterations_completed,
     load_checkpoint,
     restore_rng_state,
     save_checkpoint,
 )
-from rsl_rl.runners.config import RunnerConfig, resolve_obs_groups, train_config_from_dict
+from rsl_rl.runners.config import RunnerConfig, TrainConfig, train_config_from_dict
 from rsl_rl.runners.logger import EpisodeTracker, RunLogger
+from rsl_rl.utils import resolve_obs_groups
 
 ExportHook = Callable[["OnPolicyRunner", Path], None]
 
 
+def build_ppo(
+    obs: TensorDict, num_envs: int, num_actions: int, cfg: TrainConfig, device: torch.device, env: Any = None
+) -> PPO:
+    """Actor, critic and PPO for a config (:class:`RecurrentPPO` if either model is an RNN); ``obs`` gives the groups'
+    widths. Also what rsl-rl-lib's ``PPO.construct_algorithm`` builds. ``env``: the user's env object, which RND reads
+    its ``step_dt`` from and the symmetry function receives (needed only with ``rnd_cfg`` / ``symmetry_cfg``)."""
+    image_sets = [name for name, c in (("actor", cfg.actor), ("critic", cfg.critic)) if isinstance(c, CNNConfig)]
+    obs_groups = resolve_obs_groups(obs, cfg.obs_groups, ("actor", "critic"), image_sets)
+    if cfg.algorithm.rnd_cfg is not None:  # the groups RND reads: rsl-rl-lib's "rnd_state" set
+        obs_groups = resolve_obs_groups(obs, obs_groups, ("rnd_state",))
+    # Flat widths: an image group [N, C, H, W] counts C·H·W (the layout CNN models read).
+    actor_dim = sum(obs[g][0].numel() for g in obs_groups["actor"])
+    critic_dim = sum(obs[g][0].numel() for g in obs_groups["critic"])
+    args = (cfg.algorithm, obs_groups, num_envs, cfg.num_steps_per_env, device)
+    actor = build_model(actor_dim, num_actions, cfg.actor, obs_groups=obs_groups["actor"], obs=obs)
+    critic = build_model(
+        critic_dim, 1, cfg.critic, actor=False, obs_groups=obs_groups["critic"], obs=obs, share_with=actor
+    )
+    # After the models, as rsl-rl-lib (its PPO builds RND): the same seed gives the same initial weights.
+    ext = build_extensions(cfg.algorithm.rnd_cfg, cfg.algorithm.symmetry_cfg, obs, obs_groups, env, device)
+    return RecurrentPPO(actor, critic, *args, **ext) if cfg.recurrent else PPO(actor, critic, *args, **ext)
+
+
 class OnPolicyRunner:
     """Train a PPO policy on a batched env."""
+
+    # rsl-rl-lib's multi-GPU attributes: one process until the scale-out issue lands (WORLD_SIZE > 1 is refused).
+    is_distributed: bool = False
+    gpu_world_size: int = 1
+    gpu_global_rank: int = 0
+    gpu_local_rank: int = 0
 
     def __init__(
         self,
@@ -50,6 +83,12 @@ class OnPolicyRunner:
         eval_env: Env | None = None,
         show_progress: bool = True,
     ) -> None:
+        world_size = int(os.environ.get("WORLD_SIZE", "1") or "1")
+        if world_size > 1:  # torchrun sets it; training each rank alone would silently duplicate work
+            raise RuntimeError(
+                f"WORLD_SIZE={world_size}: multi-process (torchrun) training is not supported yet; run a single "
+                "process (unset WORLD_SIZE or set it to 1)"
+            )
         self.env = env
         self.cfg = train_cfg
         self.train_cfg: Any = train_cfg if isinstance(train_cfg, RunnerConfig) else train_config_from_dict(train_cfg)
@@ -77,18 +116,10 @@ class OnPolicyRunner:
 
     def _build_algorithm(self, obs: TensorDict) -> Any:
         """Actor, critic and PPO (recurrent PPO if either model is an RNN: the choice is made once, here)."""
-        cfg = self.train_cfg
-        self.obs_groups = resolve_obs_groups(obs, cfg.obs_groups, ("actor", "critic"))
-        actor_dim = sum(obs[g].shape[-1] for g in self.obs_groups["actor"])
-        critic_dim = sum(obs[g].shape[-1] for g in self.obs_groups["critic"])
-        args = (cfg.algorithm, self.obs_groups, self._env.num_envs, cfg.num_steps_per_env, self.torch_device)
-        if not cfg.recurrent:
-            return PPO(
-                MLPModel(actor_dim, self._env.num_actions, cfg.actor), MLPModel(critic_dim, 1, cfg.critic), *args
-            )
-        actor = build_model(actor_dim, self._env.num_actions, cfg.actor)
-        critic = build_model(critic_dim, 1, cfg.critic, actor=False)
-        return RecurrentPPO(actor, critic, *args)
+        env = self.env  # the user's env, not the adapter: Isaac Lab's mirror functions read env.unwrapped
+        alg = build_ppo(obs, self._env.num_envs, self._env.num_actions, self.train_cfg, self.torch_device, env)
+        self.obs_groups = alg.obs_groups
+        return alg
 
     # --- training ----------------------------------------------------------------------------------------------------
 
@@ -123,8 +154,9 @@ class OnPolicyRunner:
                             # that *is* the observation acted on (the rsl_rl adapter) that same object after the move.
                             result, raw_obs = move_to_device(result, self.torch_device, {id(raw_obs): obs}), result[0]
                         obs, rewards, terminated, truncated, extras = result
-                        alg.process_env_step(obs, rewards, terminated, truncated, extras)
-                        self._tracker.track(rewards, terminated | truncated, extras)
+                        # rsl-rl-lib's call: all episode ends, the time-outs among them in extras.
+                        alg.process_env_step(obs, rewards, terminated | truncated, {**extras, "time_outs": truncated})
+                        self._tracker.track(rewards, terminated | truncated, extras, alg.intrinsic_rewards)
                         if cfg.check_for_nan:
                             self._tracker.probe(obs, rewards)
                     self._end_collection(obs)
@@ -140,14 +172,16 @@ class OnPolicyRunner:
                 out_of_time = cfg.max_wall_seconds is not None and self.wall_seconds >= cfg.max_wall_seconds
                 stop = self._maybe_evaluate(it, it + 1 if out_of_time else total_it, record) or out_of_time
                 self.logger.log_iteration(it, record)
-                if self.log_dir is not None and (it + 1) % cfg.save_interval == 0:
-                    self.save(os.path.join(self.log_dir, f"model_{it + 1}.pt"), self.checkpoint_infos)
+                if self.log_dir is not None and it % cfg.save_interval == 0:  # rsl-rl-lib's schedule and names
+                    self.save(os.path.join(self.log_dir, checkpoint_name(it + 1)), self.checkpoint_infos)
                 if stop:
                     break
         finally:
             self.logger.finish()
         if self.log_dir is not None:
-            self.save(os.path.join(self.log_dir, f"model_{self.current_learning_iteration}.pt"), self.checkpoint_infos)
+            self.save(
+                os.path.join(self.log_dir, checkpoint_name(self.current_learning_iteration)), self.checkpoint_infos
+            )
             for hook in self.export_hooks:
                 hook(self, Path(self.log_dir))
 
@@ -157,9 +191,11 @@ class OnPolicyRunner:
 
     def _algorithm_record(self) -> dict[str, float]:
         """Host values of the algorithm logged every iteration besides its update statistics."""
+        rnd = getattr(self.alg, "rnd", None)
         return {
             "learning_rate": float(self.alg.learning_rate),
             "action_std": float(self.alg.get_policy().std().detach().mean()),
+            **({"Rnd/weight": float(rnd.weight)} if rnd is not None else {}),  # a Python float: no sync
         }
 
     def _iteration_record(
@@ -179,6 +215,7 @@ class OnPolicyRunner:
             "Perf/learning_fps": steps / max(learn_s, 1e-9),
             **self._algorithm_record(),
             **losses,
+            **{f"Loss/{name}": losses[name] for name in LOSS_NAMES if name in losses},  # rsl-rl-lib's tags
             **episode,
         }
         for name, value in episode.items():
@@ -282,7 +319,9 @@ class OnPolicyRunner:
         state = self.alg.state_dict()
         state.update(
             {
-                "iter": self.current_learning_iteration,
+                # rsl-rl-lib's "iter": the index of the last completed iteration; ours counts them.
+                "iter": self.current_learning_iteration - 1,
+                "iterations_completed": self.current_learning_iteration,
                 "infos": infos,
                 "format": CHECKPOINT_FORMAT,
                 "format_version": CHECKPOINT_VERSION,
@@ -302,6 +341,7 @@ class OnPolicyRunner:
             }
         )
         save_checkpoint(state, path)
+        self.logger.save_model(str(path), self.current_learning_iteration)  # uploads it for W&B / Neptune runs
 
     def load(
         self,
@@ -318,12 +358,12 @@ class OnPolicyRunner:
         sums belong to the episodes in progress, so an env that starts afresh starts them afresh too.
         """
         state = load_checkpoint(path, map_location=map_location or self.torch_device)
-        load_cfg = load_cfg or {"actor": True, "critic": True, "optimizer": True, "iteration": True}
+        load_cfg = dict(load_cfg if load_cfg is not None else self.alg.default_load_cfg(state))
         restore_env = bool(load_cfg.get("iteration", False) and state.get("env_state"))
         logger_state = state.get("logger_state", {})
         self.alg.load_state_dict(state, {**load_cfg, "memory": restore_env}, strict)
         if load_cfg.get("iteration", False):
-            self.current_learning_iteration = int(state.get("iter", 0))
+            self.current_learning_iteration = iterations_completed(state)
             self.env_steps = int(state.get("env_steps", 0))
             self.wall_seconds = float(state.get("wall_seconds", 0.0))
             if "rng" in state:

@@ -1,11 +1,12 @@
 """The environment contract: batched torch environments on one device.
 
-Two interfaces live here:
+Two interfaces meet here:
 
 * :class:`Env` is this library's contract. ``step`` returns ``terminated`` and ``truncated`` separately and, for every
   env that finished, the observation it reached *before* the automatic reset (``extras["final_obs"]``), so that a
   time-limit truncation can be bootstrapped from the exact value ``V(s_{T+1})``.
-* :class:`VecEnv` is rsl-rl-lib 5.x's abstract base, which Isaac Lab and mjlab environments subclass. It reports a
+* :class:`~rsl_rl.env.vec_env.VecEnv` (in ``vec_env.py``, the module path rsl-rl-lib has) is rsl-rl-lib 5.x's
+  abstract base, which Isaac Lab and mjlab environments subclass. It reports a
   single ``dones`` flag plus ``extras["time_outs"]`` and no final observation. :class:`RslRlEnvAdapter` turns such an
   env into an :class:`Env`; the runner applies it automatically.
 
@@ -107,37 +108,6 @@ class Env(ABC):
         """Release simulator resources."""
 
 
-class VecEnv(ABC):
-    """rsl-rl-lib 5.x's abstract vectorized environment (the base Isaac Lab and mjlab wrappers subclass).
-
-    ``step`` returns ``(obs, rewards[N], dones[N], extras)`` where ``dones`` covers terminations and time-outs and
-    ``extras["time_outs"]`` marks the time-outs. Drive one with :class:`RslRlEnvAdapter` (the runner does it for you).
-    """
-
-    num_envs: int
-    """Number of environments."""
-    num_actions: int
-    """Number of actions."""
-    max_episode_length: int | torch.Tensor
-    """Maximum episode length, scalar or per env."""
-    episode_length_buf: torch.Tensor
-    """Current episode lengths."""
-    device: torch.device | str
-    """Device of the returned tensors."""
-    cfg: dict | object
-    """Configuration object."""
-
-    @abstractmethod
-    def get_observations(self) -> TensorDict:
-        """Return the current observations."""
-        raise NotImplementedError
-
-    @abstractmethod
-    def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
-        """Apply ``actions[num_envs, num_actions]``; return ``(obs, rewards, dones, extras)``."""
-        raise NotImplementedError
-
-
 class RslRlEnvAdapter(Env):
     """Expose an rsl_rl 5.x style env (``get_observations``, ``step -> (obs, rew, dones, extras)``) as an :class:`Env`.
 
@@ -211,6 +181,18 @@ class RslRlEnvAdapter(Env):
     def close(self) -> None:
         if hasattr(self.env, "close"):
             self.env.close()
+
+
+def split_dones(dones: torch.Tensor, extras: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """rsl-rl-lib's ``(dones, extras["time_outs"])`` → ``(terminated, truncated)``, both bool ``[N]``.
+
+    ``dones`` of any dtype (Isaac Lab's are long); a time-out that is also a done is a truncation (bootstrapped), as in
+    rsl-rl-lib; without ``time_outs`` every done is a termination.
+    """
+    done = dones.to(torch.bool).reshape(-1)
+    time_outs = extras.get("time_outs")
+    truncated = done & time_outs.to(torch.bool).reshape(-1) if time_outs is not None else torch.zeros_like(done)
+    return done & ~truncated, truncated
 
 
 def _as_tensordict(obs: Any, num_envs: int) -> TensorDict:
