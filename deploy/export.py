@@ -39,7 +39,7 @@ from rsl_rl.models.cnn_model import CNNModel
 from rsl_rl.models.rnn_model import RNNModel
 from rsl_rl.modules.cnn import CNNConfig
 from rsl_rl.modules.normalization import EmpiricalNormalization
-from rsl_rl.modules.sac_models import SquashedGaussianActor
+from rsl_rl.modules.sac_models import SquashedGaussianActor, build_sac_actor
 
 TOLERANCE = 1e-5
 MIN_SAMPLES = 10_000
@@ -180,7 +180,7 @@ def parity_observations(
         # A CNN model normalises its vector groups only: their columns get the statistics, images unit scale.
         columns = (
             np.concatenate([np.arange(a, b) for a, b in actor.vector_spans])
-            if isinstance(actor, CNNModel)
+            if isinstance(actor, CNNModel | SquashedGaussianActor)
             else slice(None)
         )
         mean[columns] = actor.obs_normalizer.mean.detach().cpu().double().numpy()
@@ -341,7 +341,7 @@ def rebuild_actor(state: dict[str, Any], obs: TensorDict | None = None) -> tuple
         cfg = train_config_from_dict(state["config"]) if "config" in state else TrainConfig()
         groups = list(obs_groups.get("actor", ["policy"]))
         if isinstance(cfg, SACTrainConfig):
-            actor = _rebuild_sac_actor(state["actor_state_dict"], cfg)
+            actor = _rebuild_sac_actor(state["actor_state_dict"], cfg, groups, obs)
             actor.eval()
             return actor, groups, history
         actor_cfg = cfg.actor
@@ -428,9 +428,17 @@ def export_checkpoint(
     return export_policy(actor, out_dir or path.parent / "exported", metadata, recorded)
 
 
-def _rebuild_sac_actor(weights: dict[str, torch.Tensor], cfg: Any) -> SquashedGaussianActor:
-    """A SAC actor of the checkpoint's shape; its action bounds are buffers of the state dict."""
+def _rebuild_sac_actor(
+    weights: dict[str, torch.Tensor], cfg: Any, groups: list[str], obs: TensorDict | None
+) -> SquashedGaussianActor:
+    """A SAC actor of the checkpoint's shape; its action bounds are buffers of the state dict. An actor with
+    ``cnn_cfg`` takes its image shapes from ``obs``, an observation of its task."""
     low, high = weights["action_low"], weights["action_high"]
-    actor = SquashedGaussianActor(weights["mlp.0.weight"].shape[1], low.shape[0], cfg.actor, low, high)
+    if cfg.actor.cnn_cfg is not None:
+        if obs is None:
+            raise ValueError("rebuilding a SAC actor with a CNN needs an observation of its task (the image shapes)")
+        actor = build_sac_actor(obs, groups, low.shape[0], cfg.actor, low, high)
+    else:
+        actor = SquashedGaussianActor(weights["mlp.0.weight"].shape[1], low.shape[0], cfg.actor, low, high)
     actor.load_state_dict(weights)
     return actor

@@ -94,7 +94,8 @@ class _Normalize(nn.Module):
     def __init__(self, actor: Actor) -> None:
         super().__init__()
         normalizer = actor.obs_normalizer
-        dim = actor.obs_dim_1d if isinstance(actor, CNNModel) else actor.obs_dim  # a CNN model normalises vectors only
+        # A CNN model (and a SAC actor with images) normalises its vector part only.
+        dim = actor.obs_dim_1d if isinstance(actor, CNNModel | SquashedGaussianActor) else actor.obs_dim
         if isinstance(normalizer, EmpiricalNormalization):
             offset, scale = normalizer.mean.detach().clone(), (normalizer.std + normalizer.eps).detach().clone()
         else:
@@ -163,13 +164,27 @@ class ExportedCNNPolicy(nn.Module):
         """Stateless: nothing to forget (the method exists because rsl-rl-lib's exports have it)."""
 
 
-class ExportedSACPolicy(nn.Module):
-    """SAC's deterministic action: normaliser, MLP, the mean half of its output, tanh, onto the bounds
-    (:func:`rsl_rl.modules.sac_models.squash_to_bounds`)."""
+class _SACImageTrunk(nn.Module):
+    """A SAC actor's MLP input from the flat ``obs``: the vector part normalised, then the images' CNN features."""
 
     def __init__(self, actor: SquashedGaussianActor) -> None:
         super().__init__()
+        assert actor.encoder is not None
         self.normalize = _Normalize(actor)
+        self.encoder = copy.deepcopy(actor.encoder).cpu().eval()
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        vector, images = self.encoder.split(obs)
+        return self.encoder(self.normalize(vector) if self.encoder.has_vector else vector, images)
+
+
+class ExportedSACPolicy(nn.Module):
+    """SAC's deterministic action: normaliser (and CNN encoders of image groups), MLP, the mean half of its output,
+    tanh, onto the bounds (:func:`rsl_rl.modules.sac_models.squash_to_bounds`)."""
+
+    def __init__(self, actor: SquashedGaussianActor) -> None:
+        super().__init__()
+        self.normalize: nn.Module = _Normalize(actor) if actor.encoder is None else _SACImageTrunk(actor)
         self.mlp = copy.deepcopy(actor.mlp).cpu().eval()
         self.num_actions = actor.output_dim
         center = actor.action_center.detach().cpu()

@@ -192,7 +192,8 @@ class SAC(RslRlLibAlgorithm):
         return cls(params, lr=torch.tensor(lr, device=self.device), weight_decay=weight_decay, fused=True)
 
     def _cat(self, obs: TensorDict, groups: list[str]) -> torch.Tensor:
-        return obs[groups[0]] if len(groups) == 1 else torch.cat([obs[g] for g in groups], dim=-1)
+        # flatten(1): an image group [N, C, H, W] is stored C·H·W row-major, the flat layout the CNN actor reads.
+        return obs[groups[0]].flatten(1) if len(groups) == 1 else torch.cat([obs[g].flatten(1) for g in groups], -1)
 
     def _sets(self, obs: TensorDict) -> dict[str, torch.Tensor]:
         sets = {"actor": self._cat(obs, self.actor_groups)}

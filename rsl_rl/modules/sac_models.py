@@ -8,19 +8,26 @@ midpoint otherwise: a joint's limits are rarely symmetric about its default angl
 squash would start every robot in a pose it falls from. Critics and the replay see ``u``, so one network scale fits
 every task, and log-probabilities are those of ``u``: the target entropy ``−|A|`` means the same for every set of
 bounds (the bounds' Jacobian is left out, as Stable-Baselines3 does).
+
+With ``actor.cnn_cfg`` the actor reads image groups through CNN encoders (:mod:`rsl_rl.modules.sac_encoder`); the
+critics read vector groups only.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+from tensordict import TensorDict
 from torch import nn
 from torch.nn import functional as F
 
 from rsl_rl.modules.mlp import ACTIVATIONS, MLP, validate_mlp
 from rsl_rl.modules.normalization import EmpiricalNormalization
+from rsl_rl.modules.sac_encoder import FlatImageEncoder, validate_cnn_cfg
 from rsl_rl.utils.class_names import short_class_name
 
 _LOG2 = math.log(2.0)
@@ -42,9 +49,14 @@ class SACActorConfig:
     """σ of the pre-tanh Gaussian at initialisation (RSL-RL-SAC: a small σ keeps early episodes from falling)."""
     log_std_range: tuple[float, float] = (-5.0, 2.0)
     """Bounds of log σ; a tanh maps the network's output smoothly onto them (no dead gradient at a hard clamp)."""
+    cnn_cfg: dict[str, Any] | None = None
+    """:class:`~rsl_rl.modules.cnn.CNN` arguments (rsl-rl-lib's keys, as ``CNNConfig.cnn_cfg``) for every image group
+    ``[N, C, H, W]`` of the actor, or ``{group: kwargs}``; None: the actor reads vector groups only."""
 
     def __post_init__(self) -> None:
         short_class_name(self.class_name, ["SquashedGaussianActor"], "actor.class_name")
+        if self.cnn_cfg is not None:
+            validate_cnn_cfg(self.cnn_cfg, "actor")
         validate_mlp(self.hidden_dims, self.activation)
         self.hidden_dims = tuple(int(d) for d in self.hidden_dims)
         lo, hi = (float(v) for v in self.log_std_range)
@@ -98,14 +110,24 @@ class SquashedGaussianActor(nn.Module):
     """``obs → normaliser → MLP → (μ, log σ)``; ``u = tanh(μ + σ ε)``; ``a = to_env(u)`` within the bounds.
 
     ``forward`` is the deterministic policy ``to_env(tanh(μ))`` (evaluation and export); :meth:`sample` draws
-    ``(u, log π(u))`` for training.
+    ``(u, log π(u))`` for training. With ``cfg.cnn_cfg`` the flat ``obs`` holds image groups too: the normaliser
+    reads its vector part, and the MLP ``[normalised vector, CNN features]`` (:class:`FlatImageEncoder`).
     """
 
     action_low: torch.Tensor
     action_high: torch.Tensor
     action_center: torch.Tensor
 
-    def __init__(self, obs_dim: int, num_actions: int, cfg: SACActorConfig, low: torch.Tensor, high: torch.Tensor):
+    def __init__(
+        self,
+        obs_dim: int,
+        num_actions: int,
+        cfg: SACActorConfig,
+        low: torch.Tensor,
+        high: torch.Tensor,
+        obs_shapes: dict[str, tuple[int, ...]] | None = None,
+    ):
+        """``obs_shapes``: each group's shape per sample in the flat layout's order; needed with ``cfg.cnn_cfg``."""
         super().__init__()
         low, high = torch.as_tensor(low, dtype=torch.float32), torch.as_tensor(high, dtype=torch.float32)
         if low.shape != (num_actions,) or high.shape != (num_actions,):
@@ -120,9 +142,23 @@ class SquashedGaussianActor(nn.Module):
         self.obs_dim = obs_dim
         self.output_dim = num_actions
         self.cfg = cfg
-        self.obs_normalization = cfg.obs_normalization
-        self.obs_normalizer: nn.Module = EmpiricalNormalization(obs_dim) if cfg.obs_normalization else nn.Identity()
-        self.mlp = MLP(obs_dim, 2 * num_actions, cfg.hidden_dims, cfg.activation)
+        self.encoder: FlatImageEncoder | None = None
+        self.obs_dim_1d, mlp_in = obs_dim, obs_dim
+        """Width of the vector part (what the normaliser reads) and of the MLP's input."""
+        if cfg.cnn_cfg is not None:
+            if obs_shapes is None:
+                raise ValueError("actor.cnn_cfg needs the observation groups' shapes (obs_shapes): build_sac_actor")
+            self.encoder = FlatImageEncoder(obs_shapes, cfg.cnn_cfg)
+            if self.encoder.input_dim != obs_dim:
+                raise ValueError(
+                    f"obs_dim={obs_dim} but the groups' shapes {obs_shapes} flatten to {self.encoder.input_dim}"
+                )
+            self.obs_dim_1d, mlp_in = self.encoder.vector_dim, self.encoder.output_dim
+        self.obs_normalization = cfg.obs_normalization and self.obs_dim_1d > 0
+        self.obs_normalizer: nn.Module = (
+            EmpiricalNormalization(self.obs_dim_1d) if self.obs_normalization else nn.Identity()
+        )
+        self.mlp = MLP(mlp_in, 2 * num_actions, cfg.hidden_dims, cfg.activation)
         self.register_buffer("action_low", low)
         self.register_buffer("action_high", high)
         self.register_buffer("action_center", torch.where((low < 0) & (high > 0), 0.0, (low + high) / 2))
@@ -137,9 +173,21 @@ class SquashedGaussianActor(nn.Module):
             last.weight.mul_(0.01)
             last.bias.zero_()
 
+    @property
+    def vector_spans(self) -> list[tuple[int, int]]:
+        """Columns of the flat input that the normaliser reads (all of them without images)."""
+        return [(0, self.obs_dim)] if self.encoder is None else list(self.encoder.vector_spans)
+
+    def latent(self, obs: torch.Tensor) -> torch.Tensor:
+        """The MLP's input: the normalised ``obs``, or ``[normalised vector part, CNN features]`` with images."""
+        if self.encoder is None:
+            return self.obs_normalizer(obs)
+        vector, images = self.encoder.split(obs)
+        return self.encoder(self.obs_normalizer(vector) if self.encoder.has_vector else vector, images)
+
     def distribution(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``obs[B, obs_dim]`` → ``(μ, log σ)``, each ``[B, A]``, of the pre-tanh Gaussian."""
-        mean, y = self.mlp(self.obs_normalizer(obs)).float().chunk(2, dim=-1)  # float32 under bf16 autocast too
+        mean, y = self.mlp(self.latent(obs)).float().chunk(2, dim=-1)  # float32 under bf16 autocast too
         lo, hi = self.log_std_low, self.log_std_high
         log_std = lo + 0.5 * (hi - lo) * (torch.tanh(y + self.log_std_shift) + 1.0)
         return mean, log_std
@@ -163,8 +211,42 @@ class SquashedGaussianActor(nn.Module):
         raise RuntimeError("the SAC actor's σ depends on the observation; see the logged Policy/entropy")
 
     def update_normalization(self, obs: torch.Tensor) -> None:
+        """Fold a batch of flat observations into the normaliser (the vector part only with images)."""
         if isinstance(self.obs_normalizer, EmpiricalNormalization):
-            self.obs_normalizer.update(obs)
+            self.obs_normalizer.update(obs if self.encoder is None else self.encoder.split(obs)[0])
+
+
+def build_sac_actor(
+    obs: TensorDict,
+    groups: Sequence[str],
+    num_actions: int,
+    cfg: SACActorConfig,
+    low: torch.Tensor,
+    high: torch.Tensor,
+) -> SquashedGaussianActor:
+    """The actor for the observation ``groups`` of ``obs`` (``[N, D]`` vectors, ``[N, C, H, W]`` images): its flat
+    input is every group flattened in ``groups`` order. Image groups need ``cfg.cnn_cfg``."""
+    shapes = {g: tuple(int(d) for d in obs[g].shape[1:]) for g in groups}
+    images = [g for g, s in shapes.items() if len(s) != 1]
+    if images and cfg.cnn_cfg is None:
+        raise ValueError(
+            f"the actor's observation group(s) {images} are images {[list(shapes[g]) for g in images]}: set "
+            "actor.cnn_cfg (CNN arguments, e.g. {'output_channels': [16, 16], 'kernel_size': [6, 3], 'stride': [3, 2]})"
+        )
+    obs_dim = sum(int(torch.Size(s).numel()) for s in shapes.values())
+    return SquashedGaussianActor(obs_dim, num_actions, cfg, low, high, shapes if cfg.cnn_cfg is not None else None)
+
+
+def vector_width(obs: TensorDict, groups: Sequence[str], section: str = "critic") -> int:
+    """Width of the vector groups ``[N, D]`` a SAC critic reads; an image group is an error that says what to do."""
+    images = [g for g in groups if obs[g].dim() != 2]
+    if images:
+        raise ValueError(
+            f"SAC's {section} reads vector groups [N, D] only; {images} are images "
+            f"{[list(obs[g].shape) for g in images]}: image critics are not supported -- give the critic state "
+            "groups (obs_groups['critic'], asymmetric actor-critic) and the actor a cnn_cfg"
+        )
+    return sum(int(obs[g].shape[-1]) for g in groups)
 
 
 def squash_to_bounds(u: torch.Tensor, low: torch.Tensor, center: torch.Tensor, high: torch.Tensor) -> torch.Tensor:

@@ -197,6 +197,11 @@ def _sac_config_from_dict(cfg: dict[str, Any]) -> SACTrainConfig:
     """A SAC ``train_cfg``: sections are built from their dataclasses, unknown keys are errors."""
     algorithm = _build(SACConfig, dict(cfg["algorithm"]), "algorithm")
     actor = _build(SACActorConfig, dict(cfg["actor"]), "actor")
+    if "cnn_cfg" in cfg["critic"] or str(cfg["critic"].get("class_name", "")).endswith("CNNModel"):
+        raise ValueError(
+            "critic.cnn_cfg / a CNNModel critic: SAC's critics are MLP ensembles over vector groups, image critics are "
+            "not supported; give the critic state groups (obs_groups['critic']) and the actor a cnn_cfg"
+        )
     critic = _build(SACCriticConfig, dict(cfg["critic"]), "critic")
     return SACTrainConfig(**_runner_section(cfg), algorithm=algorithm, actor=actor, critic=critic)
 

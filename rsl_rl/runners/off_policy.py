@@ -16,7 +16,7 @@ from tensordict import TensorDict
 
 from rsl_rl.algorithms.sac import SAC
 from rsl_rl.env import Env
-from rsl_rl.modules.sac_models import SquashedGaussianActor, build_critic
+from rsl_rl.modules.sac_models import build_critic, build_sac_actor, vector_width
 from rsl_rl.runners.config import SACTrainConfig, train_config_from_dict
 from rsl_rl.runners.on_policy_runner import OnPolicyRunner
 from rsl_rl.utils import resolve_obs_groups
@@ -48,12 +48,13 @@ class OffPolicyRunner(OnPolicyRunner):
 
     def _build_algorithm(self, obs: TensorDict) -> SAC:
         cfg: SACTrainConfig = self.train_cfg
-        self.obs_groups = resolve_obs_groups(obs, cfg.obs_groups, ("actor", "critic"))
-        actor_dim = sum(obs[g].shape[-1] for g in self.obs_groups["actor"])
-        critic_dim = sum(obs[g].shape[-1] for g in self.obs_groups["critic"])
+        # Image groups [N, C, H, W] pass here; the actor reads them flat (C·H·W, row-major) through its CNN when it
+        # has a cnn_cfg, and build_sac_actor / vector_width reject them with SAC's own reasons otherwise.
+        self.obs_groups = resolve_obs_groups(obs, cfg.obs_groups, ("actor", "critic"), ("actor", "critic"))
+        critic_dim = vector_width(obs, self.obs_groups["critic"])
         num_actions = self._env.num_actions
         low, high = self._action_bounds(num_actions, cfg.algorithm.action_bounds)
-        actor = SquashedGaussianActor(actor_dim, num_actions, cfg.actor, low, high)
+        actor = build_sac_actor(obs, self.obs_groups["actor"], num_actions, cfg.actor, low, high)
         critic = build_critic(critic_dim, num_actions, cfg.critic)
         return SAC(actor, critic, cfg.algorithm, self.obs_groups, self._env.num_envs, self.torch_device)
 
