@@ -155,6 +155,19 @@ def is_per_group(cnn_cfg: dict[str, Any]) -> bool:
     return bool(cnn_cfg) and all(isinstance(v, dict) for v in cnn_cfg.values())
 
 
+def validate_cnn_cfg(cnn_cfg: dict[str, Any], name: str = "cnn_cfg") -> None:
+    """Check a ``cnn_cfg`` (shared, or ``{group: kwargs}``) against :data:`CNN_KEYS` at config time; errors name the
+    field (``name``, e.g. ``"actor.cnn_cfg"``) and the key."""
+    for group, kwargs in cnn_cfg.items() if is_per_group(cnn_cfg) else [("", cnn_cfg)]:
+        where = f"{name}[{group!r}]" if group else name
+        unknown = sorted(set(kwargs) - set(CNN_KEYS))
+        if unknown:
+            raise KeyError(f"unknown key(s) {unknown} in {where}; valid keys: {list(CNN_KEYS)}")
+        for required in ("output_channels", "kernel_size"):
+            if required not in kwargs:
+                raise KeyError(f"{where} needs '{required}'")
+
+
 @dataclass
 class CNNConfig(ActorConfig):
     """A CNN model (rsl-rl-lib's ``CNNModel`` section): CNN encoders for the image groups ``[N, C, H, W]``, their
@@ -173,11 +186,4 @@ class CNNConfig(ActorConfig):
         short_class_name(self.class_name, ["CNNModel"], "class_name")
         validate_mlp(self.hidden_dims, self.activation)
         self.hidden_dims = tuple(int(d) for d in self.hidden_dims)
-        for group, kwargs in self.cnn_cfg.items() if is_per_group(self.cnn_cfg) else [("", self.cnn_cfg)]:
-            where = f"cnn_cfg[{group!r}]" if group else "cnn_cfg"
-            unknown = sorted(set(kwargs) - set(CNN_KEYS))
-            if unknown:
-                raise KeyError(f"unknown key(s) {unknown} in {where}; valid keys: {list(CNN_KEYS)}")
-            for required in ("output_channels", "kernel_size"):
-                if required not in kwargs:
-                    raise KeyError(f"{where} needs '{required}'")
+        validate_cnn_cfg(self.cnn_cfg)

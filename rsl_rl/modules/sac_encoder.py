@@ -19,21 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rsl_rl.modules.cnn import CNN, CNN_KEYS, is_per_group
-
-
-def validate_cnn_cfg(cnn_cfg: dict[str, Any], section: str) -> None:
-    """Check a ``cnn_cfg`` (shared, or ``{group: kwargs}``) against :data:`CNN_KEYS` at config time, naming the key."""
-    if not isinstance(cnn_cfg, dict) or not cnn_cfg:
-        raise ValueError(f"{section}.cnn_cfg must be a non-empty dict of CNN arguments, got {cnn_cfg!r}")
-    for group, kwargs in cnn_cfg.items() if is_per_group(cnn_cfg) else [("", cnn_cfg)]:
-        where = f"{section}.cnn_cfg[{group!r}]" if group else f"{section}.cnn_cfg"
-        unknown = sorted(set(kwargs) - set(CNN_KEYS))
-        if unknown:
-            raise KeyError(f"unknown key(s) {unknown} in {where}; valid keys: {list(CNN_KEYS)}")
-        for required in ("output_channels", "kernel_size"):
-            if required not in kwargs:
-                raise KeyError(f"{where} needs '{required}'")
+from rsl_rl.modules.cnn import CNN, is_per_group
 
 
 class FlatImageEncoder(nn.Module):

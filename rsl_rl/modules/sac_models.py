@@ -25,9 +25,10 @@ from tensordict import TensorDict
 from torch import nn
 from torch.nn import functional as F
 
+from rsl_rl.modules.cnn import validate_cnn_cfg
 from rsl_rl.modules.mlp import ACTIVATIONS, MLP, validate_mlp
 from rsl_rl.modules.normalization import EmpiricalNormalization
-from rsl_rl.modules.sac_encoder import FlatImageEncoder, validate_cnn_cfg
+from rsl_rl.modules.sac_encoder import FlatImageEncoder
 from rsl_rl.utils.class_names import short_class_name
 
 _LOG2 = math.log(2.0)
@@ -56,7 +57,9 @@ class SACActorConfig:
     def __post_init__(self) -> None:
         short_class_name(self.class_name, ["SquashedGaussianActor"], "actor.class_name")
         if self.cnn_cfg is not None:
-            validate_cnn_cfg(self.cnn_cfg, "actor")
+            if not isinstance(self.cnn_cfg, dict) or not self.cnn_cfg:
+                raise ValueError(f"actor.cnn_cfg must be a non-empty dict of CNN arguments, got {self.cnn_cfg!r}")
+            validate_cnn_cfg(self.cnn_cfg, "actor.cnn_cfg")
         validate_mlp(self.hidden_dims, self.activation)
         self.hidden_dims = tuple(int(d) for d in self.hidden_dims)
         lo, hi = (float(v) for v in self.log_std_range)
