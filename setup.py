@@ -59,7 +59,12 @@ setup(
     extras_require=EXTRAS,
     entry_points={
         "console_scripts": ["rsl-rl = rsl_rl.cli.main:main", "rsl-rl-runtime = deploy.runtime:main"],
-        "rsl_rl.tasks": ["classic = tasks.classic", "rrls = tasks.rrls", "legged = tasks.legged"],
+        "rsl_rl.tasks": [
+            "classic = tasks.classic",
+            "rrls = tasks.rrls",
+            "legged = tasks.legged",
+            "manipulation = tasks.manipulation",
+        ],
     },
     license="BSD-3-Clause",
 )

@@ -18,6 +18,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import torch
+from tensordict import TensorDict
 
 from rsl_rl.env import Env
 
@@ -43,6 +44,9 @@ class TaskSpec:
     sac_env_cfg: Callable[[], Any] | None = None
     """Factory of the env config SAC is tuned with, where it differs from ``env_cfg`` (e.g. fewer envs); None: the
     same."""
+    scripted_policy: Callable[[Env], Callable[[TensorDict], torch.Tensor]] | None = None
+    """Factory of a scripted controller acting on the observation batch (``controller(obs) -> actions [N, A]``, env
+    units); ``rsl-rl record-demos --source scripted`` uses it. None: the task has none."""
 
     def env_cfg_for(self, algo: str) -> Any:
         """The default env config of the task when trained with ``algo``."""

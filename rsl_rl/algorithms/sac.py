@@ -105,6 +105,13 @@ class SACConfig:
     """torch.compile the loss computations (CUDA graphs on a GPU)."""
     use_mixed_precision: bool = False
     """Run the networks of the update under bfloat16 autocast (losses, targets and parameters stay float32)."""
+    demos: str = ""
+    """Demo file (``rsl_rl/storage/demos.py``): train RLPD-style, every batch mixing in demonstrations
+    (``rsl_rl/algorithms/rlpd.py``); "" trains plain SAC."""
+    demo_ratio: float = 0.5
+    """Fraction of every batch drawn from the demonstrations (RLPD's symmetric sampling: 0.5)."""
+    demo_capacity: int = 20_000
+    """Demo-buffer rows for intervention transitions besides the file's (a ring; the file's demos are kept)."""
 
     def __post_init__(self) -> None:
         short_class_name(self.class_name, ["SAC"], "algorithm.class_name")
@@ -127,6 +134,11 @@ class SACConfig:
                 raise ValueError(f"algorithm.{field_name} must be > 0, got {getattr(self, field_name)}")
         if self.target_critics < 0 or self.random_steps < 0 or self.learning_starts < 0 or self.max_grad_norm < 0:
             raise ValueError("algorithm.target_critics, random_steps, learning_starts and max_grad_norm must be >= 0")
+        if not 0.0 < self.demo_ratio < 1.0 or self.demo_capacity < 0:
+            raise ValueError(
+                f"algorithm.demo_ratio={self.demo_ratio} must lie in (0, 1) and demo_capacity={self.demo_capacity} "
+                "be >= 0"
+            )
         if self.action_bounds is not None:
             self.action_bounds = (float(self.action_bounds[0]), float(self.action_bounds[1]))
             if not self.action_bounds[0] < self.action_bounds[1]:
@@ -254,7 +266,7 @@ class SAC(RslRlLibAlgorithm):
         critic_tries = actor_tries = 0
         if self.ready():
             for _ in range(cfg.num_updates):
-                batch = self.storage.sample(cfg.batch_size, cfg.n_step, cfg.gamma)
+                batch = self.sample_batch()
                 totals += self._update_critic(batch)
                 critic_tries += 1
                 self.num_gradient_steps += 1
@@ -277,6 +289,10 @@ class SAC(RslRlLibAlgorithm):
             "gradient_steps": totals[5],
             "discarded_steps": totals[7],
         }
+
+    def sample_batch(self) -> dict[str, Any]:
+        """One batch of ``batch_size`` n-step windows (RLPD draws part of it from demonstrations)."""
+        return self.storage.sample(self.cfg.batch_size, self.cfg.n_step, self.cfg.gamma)
 
     def _update_normalization(self) -> None:
         """Fold the steps collected since the last update into the observation normalisers (before any gradient

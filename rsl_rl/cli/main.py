@@ -5,9 +5,12 @@
     rsl-rl distill --task NAME --teacher CHECKPOINT [--loss mse|huber|kl_forward|kl_reverse|kl_adaptive]
                    [--student-rnn gru|lstm|none] [--history-length K] [--num-envs N] [--max-iterations N]
                    [--run-dir DIR] [--seed N] [--threads N]
+    rsl-rl train-classifier --task NAME --data DEMOS.npz [--group G] [--out PATH] [--steps N] [--seed N]
     rsl-rl play --checkpoint RUN_DIR_OR_FILE [--num-envs N] [--video out.mp4] [--env-set FIELD=VALUE ...]
     rsl-rl export --checkpoint RUN_DIR_OR_FILE [--out-dir DIR] [--task NAME]
     rsl-rl deploy-sim --policy policy.onnx [--episodes N] [--max-steps N]
+    rsl-rl record-demos --task NAME [--source scripted|CHECKPOINT] [--episodes N] [--num-envs M] [--out FILE]
+                        [--seed S] [--only-success]
     rsl-rl list-tasks
     rsl-rl provide-rsl-rl-lib [--version 5.5.1] [--site-dir DIR]
 
@@ -48,9 +51,11 @@ USAGE = """usage: rsl-rl COMMAND [OPTIONS]
 commands:
   train        train a policy:            rsl-rl train --task pendulum [--algo sac]
   distill      teacher -> student:        rsl-rl distill --task pendulum --teacher runs/pendulum/<run>/model_N.pt
+  train-classifier   reward classifier (SERL) from demos: rsl-rl train-classifier --task pendulum --data demos.npz
   play         run a trained policy:      rsl-rl play --checkpoint runs/pendulum/<run>
   export       ONNX + TorchScript with metadata and a parity check: rsl-rl export --checkpoint runs/pendulum/<run>
   deploy-sim   run an exported policy through the robot runtime in simulation: rsl-rl deploy-sim --policy p.onnx
+  record-demos record demonstrations (scripted or a checkpoint) into a demo file: rsl-rl record-demos --task pendulum
   list-tasks   show the registered tasks
   provide-rsl-rl-lib   record that this library provides rsl-rl-lib (for frameworks' version checks and pip)
 
@@ -125,7 +130,9 @@ def train(argv: Sequence[str]) -> int:
         return 2
     spec = get_task_or_exit(task)
     args_type = _train_args_type(spec, task_from_argv(argv, "--resume"), task_from_argv(argv, "--algo"))
-    args: Any = tyro.cli(args_type, args=list(argv), prog="rsl-rl train")
+    # AvoidSubcommands: the optional dict fields (rnd_cfg, symmetry_cfg, cnn_cfg) stay config-file settings; as tyro
+    # subcommands they broke its error message for any mistyped flag ("dict ... requires a default value").
+    args: Any = tyro.cli(args_type, args=list(argv), prog="rsl-rl train", config=(tyro.conf.AvoidSubcommands,))
     return run_training(spec, args)
 
 
@@ -199,6 +206,12 @@ def distill(argv: Sequence[str]) -> int:
     return run_distillation(argv)
 
 
+def train_classifier(argv: Sequence[str]) -> int:
+    from rsl_rl.cli.train_classifier import train_classifier as run_train_classifier
+
+    return run_train_classifier(argv)
+
+
 # --- play / export / deploy-sim (rsl_rl/cli/play.py) ----------------------------------------------------------------
 
 
@@ -218,6 +231,12 @@ def deploy_sim(argv: Sequence[str]) -> int:
     from rsl_rl.cli.play import deploy_sim as run_deploy_sim
 
     return run_deploy_sim(argv)
+
+
+def record_demos(argv: Sequence[str]) -> int:
+    from rsl_rl.cli.record_demos import record_demos as run_record_demos
+
+    return run_record_demos(argv)
 
 
 def list_tasks(argv: Sequence[str]) -> int:
@@ -241,7 +260,9 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "export": export,
     "deploy-sim": deploy_sim,
     "list-tasks": list_tasks,
+    "record-demos": record_demos,
     "distill": distill,
+    "train-classifier": train_classifier,
     "provide-rsl-rl-lib": provide_rsl_rl_lib,
 }
 

@@ -16,6 +16,7 @@ import tyro
 
 from rsl_rl.cli.env_config import checkpoint_env_config
 from rsl_rl.cli.run_support import (
+    acting_runner,
     default_device,
     get_task_or_exit,
     load_checkpoint_file,
@@ -24,7 +25,6 @@ from rsl_rl.cli.run_support import (
     set_backend,
     task_from_run_dir,
 )
-from rsl_rl.runners.config import train_config_from_dict
 
 
 @dataclass
@@ -54,8 +54,6 @@ class PlayArgs:
 
 
 def play(argv: Sequence[str]) -> int:
-    from rsl_rl.runners import make_runner
-
     args = tyro.cli(PlayArgs, args=list(argv), prog="rsl-rl play")
     device = resolve_device(args.device)
     path, state = load_checkpoint_file(args.checkpoint)
@@ -71,9 +69,7 @@ def play(argv: Sequence[str]) -> int:
     for assignment in args.env_set:
         _set_field(env_cfg, assignment)
     env = spec.build(env_cfg, device=device, seed=args.seed)
-    cfg = train_config_from_dict(state["config"]) if "config" in state else spec.train_cfg()
-    runner = make_runner(env, cfg, None, device, show_progress=False)
-    runner.load(path, load_cfg={"actor": True})
+    runner = acting_runner(env, spec, state, path, device)
     frames: list[Any] = []
     worlds = tuple(range(min(args.video_worlds, env.num_envs)))
 

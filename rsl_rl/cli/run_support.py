@@ -99,6 +99,20 @@ def task_from_run_dir(path: Path) -> str | None:
     return None
 
 
+def acting_runner(env: Any, spec: TaskSpec, state: dict[str, Any], path: Path, device: torch.device) -> Any:
+    """A runner of the checkpoint's training config on ``env`` with its actor loaded (for play and record-demos).
+    An RLPD run's demo file is not needed to act, so it is not opened (it may have moved since training)."""
+    from rsl_rl.runners import SACTrainConfig, make_runner
+    from rsl_rl.runners.config import train_config_from_dict
+
+    cfg = train_config_from_dict(state["config"]) if "config" in state else spec.train_cfg()
+    if isinstance(cfg, SACTrainConfig):
+        cfg.algorithm.demos = ""
+    runner = make_runner(env, cfg, None, device, show_progress=False)
+    runner.load(path, load_cfg={"actor": True})
+    return runner
+
+
 def make_run_dir(task_name: str, run_name: str | None, run_dir: Path | None) -> Path:
     """``run_dir`` if given, else ``runs/<task>/<date_time>[_<run_name>]``."""
     stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")

@@ -19,6 +19,10 @@ Two interfaces meet here:
   them.
 * ``"counts"``: dict ``name -> Tensor[]`` -- events summed over an iteration (e.g. worlds reset because their physics
   became non-finite); non-zero totals are reported once per iteration.
+* ``"success"``: bool ``[N]`` -- the task's success at the observation each env reached (before any reset); stored by
+  ``rsl-rl record-demos`` and used to label reward-classifier data.
+* ``"intervention"``: bool ``[N]`` and ``"intervention_action"``: ``[N, A]`` (env units) -- envs whose action a human or
+  scripted override replaced this step; SAC/RLPD store those transitions in the replay and the demo buffer (HIL-SERL).
 """
 
 from __future__ import annotations

@@ -209,6 +209,10 @@ class SquashedGaussianActor(nn.Module):
         """``u ∈ [−1, 1]`` → env action: −1, 0, 1 onto low, centre, high, linear in between."""
         return squash_to_bounds(u, self.action_low, self.action_center, self.action_high)
 
+    def from_env(self, actions: torch.Tensor) -> torch.Tensor:
+        """Env actions (demonstrations, interventions) → ``u ∈ [−1, 1]``, the inverse of :meth:`to_env`."""
+        return unsquash_from_bounds(actions, self.action_low, self.action_center, self.action_high)
+
     def std(self) -> torch.Tensor:
         """Not defined for a state-dependent σ: the runner logs SAC's entropy instead."""
         raise RuntimeError("the SAC actor's σ depends on the observation; see the logged Policy/entropy")
@@ -255,6 +259,15 @@ def vector_width(obs: TensorDict, groups: Sequence[str], section: str = "critic"
 def squash_to_bounds(u: torch.Tensor, low: torch.Tensor, center: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     """``c + u · (high − c)`` for ``u ≥ 0``, ``c + u · (c − low)`` for ``u < 0`` (``[B, A]``; bounds ``[A]``)."""
     return center + u * torch.where(u >= 0, high - center, center - low)
+
+
+def unsquash_from_bounds(
+    actions: torch.Tensor, low: torch.Tensor, center: torch.Tensor, high: torch.Tensor
+) -> torch.Tensor:
+    """The inverse of :func:`squash_to_bounds`: env actions ``[B, A]`` → ``u ∈ [−1, 1]``; actions outside the bounds map
+    to ±1, where the env's clip puts them."""
+    u = (actions - center) / torch.where(actions >= center, high - center, center - low)
+    return u.clamp(-1.0, 1.0)
 
 
 def squashed_sample(

@@ -2,7 +2,8 @@
 
 The collect → learn loop, logging (TensorBoard/W&B, progress bar, ``curves.png``, ``summary.json``), deterministic
 evaluation, checkpoints with exact resume, inference policy and export are the on-policy runner's own code; this
-class only builds SAC, skips PPO's return computation and logs SAC's quantities. One iteration collects
+class only builds SAC (RLPD when ``algorithm.demos`` names a demo file), skips PPO's return computation and logs
+SAC's quantities. One iteration collects
 ``num_steps_per_env`` steps of every env into the replay, then runs ``algorithm.num_updates`` gradient steps.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 from tensordict import TensorDict
 
+from rsl_rl.algorithms.rlpd import RLPD
 from rsl_rl.algorithms.sac import SAC
 from rsl_rl.env import Env
 from rsl_rl.modules.sac_models import build_critic, build_sac_actor, vector_width
@@ -56,7 +58,10 @@ class OffPolicyRunner(OnPolicyRunner):
         low, high = self._action_bounds(num_actions, cfg.algorithm.action_bounds)
         actor = build_sac_actor(obs, self.obs_groups["actor"], num_actions, cfg.actor, low, high)
         critic = build_critic(critic_dim, num_actions, cfg.critic)
-        return SAC(actor, critic, cfg.algorithm, self.obs_groups, self._env.num_envs, self.torch_device)
+        args = (actor, critic, cfg.algorithm, self.obs_groups, self._env.num_envs, self.torch_device)
+        if cfg.algorithm.demos:  # RLPD: batches half demonstrations (rsl_rl/algorithms/rlpd.py)
+            return RLPD(*args, env_obs=obs)
+        return SAC(*args)
 
     def _action_bounds(self, num_actions: int, given: tuple[float, float] | None) -> tuple[torch.Tensor, torch.Tensor]:
         """``algorithm.action_bounds`` when set; else the env's declared bounds; else an error that says so."""

@@ -11,7 +11,7 @@ from rsl_rl.modules.sac_models import SACActorConfig, SACCriticConfig
 from rsl_rl.registry import TaskSpec, register
 from rsl_rl.runners.config import SACTrainConfig, TrainConfig
 from tasks.classic.cartpole import CartPoleCfg, CartPoleEnv, swingup_cfg
-from tasks.classic.pendulum import PendulumCfg, PendulumEnv
+from tasks.classic.pendulum import PendulumCfg, PendulumEnv, swing_up_controller
 from tasks.classic.pixel_pendulum import PixelPendulumCfg, PixelPendulumEnv
 
 
@@ -125,6 +125,7 @@ register(
         "Pendulum-v1 swing-up (gymnasium dynamics and reward), pure torch",
         sac_train_cfg=pendulum_sac_cfg,
         sac_env_cfg=lambda: PendulumCfg(num_envs=8),  # SAC: 8 envs solve it ~1.6x sooner than 64
+        scripted_policy=swing_up_controller,
     )
 )
 register(

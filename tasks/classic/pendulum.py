@@ -8,17 +8,21 @@ Per step (dt = 0.05, g = 10, m = l = 1), from the state the torque acts in:
     θ'      = θ + θ̇' dt
 
 Episodes never terminate; they are truncated after 200 steps. Initial θ ~ U(−π, π), θ̇ ~ U(−1, 1).
+``extras["success"]``: the step reached |θ| < 0.2 rad with |θ̇| < 1 rad/s (balanced upright; gymnasium has no such
+signal). :func:`swing_up_controller` is the task's scripted controller (``rsl-rl record-demos --source scripted``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from tensordict import TensorDict
 
+from rsl_rl.env import Env, StepResult
 from tasks.classic.torch_task import TorchTask
 from tasks.task import RewardTerm
 
@@ -37,6 +41,11 @@ def velocity_cost(env: PendulumEnv) -> torch.Tensor:
 def torque_cost(env: PendulumEnv) -> torch.Tensor:
     """Squared (clipped) torque, computed in float32 as gymnasium does (its torque is a float32 scalar)."""
     return env.action[:, 0].float().square().to(env.dtype)
+
+
+def balanced(state: torch.Tensor, angle: float = 0.2, velocity: float = 1.0) -> torch.Tensor:
+    """``bool[N]``: |θ| < angle (wrapped) and |θ̇| < velocity (False for a non-finite state)."""
+    return (torch.cos(state[:, 0]) > math.cos(angle)) & (state[:, 1].abs() < velocity)
 
 
 def pendulum_rewards() -> dict[str, RewardTerm]:
@@ -96,6 +105,16 @@ class PendulumEnv(TorchTask):
             [self.cfg.init_angle, self.cfg.init_velocity], dtype=self.dtype, device=self.device
         )
 
+    def physics_step(self) -> torch.Tensor:
+        invalid = super().physics_step()
+        self.success = balanced(self.state)  # the state this step reached, before an automatic reset
+        return invalid
+
+    def step(self, actions: torch.Tensor) -> StepResult:
+        obs, reward, terminated, truncated, extras = super().step(actions)
+        extras["success"] = self.success
+        return obs, reward, terminated, truncated, extras
+
     def sample_initial_state(self, n: int) -> torch.Tensor:
         return self.uniform(n, -self.init_high, self.init_high, 2)
 
@@ -123,3 +142,32 @@ class PendulumEnv(TorchTask):
             "observation": {"policy": [("cos_theta", 1), ("sin_theta", 1), ("theta_dot", 1)]},
             "action": {"names": ["torque"], "default": [0.0], "scale": [1.0], "low": [-limit], "high": [limit]},
         }
+
+
+def swing_up_controller(env: Env) -> Callable[[TensorDict], torch.Tensor]:
+    """A scripted controller of the pendulum acting on the ``policy`` group ``(cos θ, sin θ, θ̇)``: energy pumping
+    toward the upright energy, then a PD balance near the top.
+
+    With ``I = m l²/3`` the energy ``E = I θ̇²/2 + m g l cos θ / 2`` changes as ``dE/dt = θ̇ u``, so
+    ``u = k (E* − E) θ̇`` (clipped) swings it toward ``E* = m g l / 2`` (upright at rest). Near the top the
+    linearisation ``θ̈ = 3g/(2l) θ + 3/(m l²) u`` is stabilised by ``u = −(kp θ + kd θ̇)`` with ``3 kp / (m l²)``
+    above ``3g/(2l)``.
+    """
+    c = env.cfg
+    inertia = c.m * c.length**2 / 3.0
+    upright = c.m * c.g * c.length / 2.0
+    # Gains relative to gravity's stiffness m g l / 2: kp twice it, kd ~0.8 of critical damping.
+    kp = 2.0 * upright
+    kd = 0.4 * upright
+
+    def act(obs: TensorDict) -> torch.Tensor:
+        cos, sin, theta_dot = obs["policy"].unbind(-1)
+        theta = torch.atan2(sin, cos)
+        energy = 0.5 * inertia * theta_dot.square() + upright * cos
+        pump = 10.0 * (upright - energy) * theta_dot
+        balance = -(kp * theta + kd * theta_dot)
+        near_top = (cos > math.cos(0.5)) & (theta_dot.abs() < 2.0)
+        torque = torch.where(near_top, balance, pump)
+        return torque.clamp(-c.max_torque, c.max_torque).unsqueeze(-1)
+
+    return act

@@ -30,6 +30,12 @@ DATA_FIELDS: dict[str, Any] = {
     "qfrc_actuator": lambda m: (m.nv,),
     "actuator_force": lambda m: (m.nu,),
     "sensordata": lambda m: (m.nsensordata,),
+    # Read by the simulator's Cartesian accessors (site Jacobian, bias forces, mass matrix); shapes as in MjData.
+    "site_xpos": lambda m: (m.nsite, 3),
+    "site_xmat": lambda m: (m.nsite, 9),  # row-major 3x3
+    "cdof": lambda m: (m.nv, 6),  # each dof's motion axis, (angular, linear), about the root's subtree centre of mass
+    "qfrc_bias": lambda m: (m.nv,),  # C(q, q̇): gravity, Coriolis and centrifugal forces
+    "M": lambda m: (m.nC,),  # joint-space inertia (armature included), lower triangle in CSR (M_rowadr, M_colind)
 }
 # Fields a task writes before each step.
 INPUT_FIELDS: dict[str, Any] = {

@@ -23,7 +23,7 @@ import mujoco
 import numpy as np
 import torch
 
-from tasks.mujoco.config import CONST_FIELDS, DATA_FIELDS, SETCONST_PARAMS, STATE_FIELDS, SimConfig
+from tasks.mujoco.config import CONST_FIELDS, SETCONST_PARAMS, STATE_FIELDS, SimConfig
 from tasks.mujoco.cpu_backend import HostMirror
 
 _SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
@@ -95,10 +95,13 @@ class ThreadPoolBackend(HostMirror):
         }
 
         self._derived = [name for name in fields if name not in _STATE_PARTS]
+        # Each field keeps MjData's own shape (the facade's tables and mujoco.batch give the same).
         host = {
-            name: torch.from_numpy(row_view(name, DATA_FIELDS[name](model))) for name in fields if name in _STATE_PARTS
+            name: torch.from_numpy(row_view(name, np.shape(getattr(d0, name))))
+            for name in fields
+            if name in _STATE_PARTS
         }
-        self._derived_bufs = {name: np.zeros((n, *DATA_FIELDS[name](model))) for name in self._derived}
+        self._derived_bufs = {name: np.zeros((n, *np.shape(getattr(d0, name)))) for name in self._derived}
         host.update({name: torch.from_numpy(buf) for name, buf in self._derived_bufs.items()})
         host_inputs = {
             "ctrl": torch.from_numpy(row_view("ctrl", (model.nu,))),

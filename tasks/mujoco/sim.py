@@ -11,6 +11,13 @@ Two backends implement it (DESIGN.md §Simulation):
 
 A task names the data fields it reads (``fields``) and the model parameters it randomises per world (``params``) when it
 builds the simulator; everything else stays inside the backend. No task calls a backend's API.
+
+For Cartesian control (``controllers/impedance.py``) the facade also gives a site's pose and Jacobian, the bias forces
+and the joint-space mass matrix (:meth:`Simulator.site_pose`, :meth:`Simulator.site_jacobian`,
+:attr:`Simulator.qfrc_bias`, :meth:`Simulator.mass_matrix`): computed in torch from the fields in ``CARTESIAN_FIELDS``
+(MuJoCo's own ``mj_jac`` formula on ``cdof`` and ``subtree_com``), so both backends give them alike, batched, without a
+host sync. Like every derived field they describe the state at the start of the last physics substep (``mj_step`` runs
+``mj_forward``, then integrates), or the state just set by ``reset``.
 """
 
 # pyright: reportAttributeAccessIssue=false
@@ -28,7 +35,10 @@ import torch
 
 from tasks.mujoco.config import CONES, DATA_FIELDS, PARAM_FIELDS, RNE_POST_FIELDS, SOLVERS, SimConfig
 
-__all__ = ["SimConfig", "Simulator", "load_model", "resolve_backend"]
+__all__ = ["CARTESIAN_FIELDS", "SimConfig", "Simulator", "load_model", "resolve_backend"]
+
+# Every field the Cartesian accessors read: a task that uses them adds these to its ``fields``.
+CARTESIAN_FIELDS = ("site_xpos", "site_xmat", "cdof", "subtree_com", "qfrc_bias", "M")
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
@@ -114,6 +124,8 @@ class Simulator:
         self.data: dict[str, torch.Tensor] = self.backend.data
         self.params: dict[str, torch.Tensor] = self.backend.params
         self.dtype = self.data["qpos"].dtype
+        self._site_dofs: dict[int, tuple[int, torch.Tensor]] = {}  # site -> (root body, dofs that move it), cached
+        self._mass_index: tuple[torch.Tensor, torch.Tensor] | None = None  # (row, column) of each entry of M
 
     # --- state -------------------------------------------------------------------------------------------------------
 
@@ -160,6 +172,77 @@ class Simulator:
             names = [self.model.geom(i).name for i in range(self.model.ngeom)]
             raise KeyError(f"no geom named '{name}' in the model; geoms: {names}")
         return geom
+
+    def site_id(self, name: str) -> int:
+        site = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, name)
+        if site < 0:
+            names = [self.model.site(i).name for i in range(self.model.nsite)]
+            raise KeyError(f"no site named '{name}' in the model; sites: {names}")
+        return site
+
+    # --- Cartesian quantities (controllers/impedance.py) -------------------------------------------------------------
+
+    def _require(self, names: tuple[str, ...], what: str) -> None:
+        missing = [name for name in names if name not in self.data]
+        if missing:
+            raise KeyError(
+                f"{what} needs the fields {missing}: add them (or CARTESIAN_FIELDS) to the simulator's fields"
+            )
+
+    def site_pose(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """World position ``[N, 3]`` and orientation ``[N, 3, 3]`` (columns: the site's axes) of the named site."""
+        self._require(("site_xpos", "site_xmat"), "site_pose")
+        site = self.site_id(name)
+        return self.data["site_xpos"][:, site], self.data["site_xmat"][:, site].unflatten(-1, (3, 3))
+
+    def site_jacobian(self, name: str) -> torch.Tensor:
+        """Jacobian ``[N, 6, nv]`` of the named site: rows 0-2 map q̇ to its linear velocity, rows 3-5 to its angular
+        velocity, both in the world frame (MuJoCo's ``mj_jacSite``: jacp over jacr)."""
+        self._require(("site_xpos", "cdof", "subtree_com"), "site_jacobian")
+        site = self.site_id(name)
+        if site not in self._site_dofs:
+            self._site_dofs[site] = self._moving_dofs(int(self.model.site_bodyid[site]))
+        root, moves = self._site_dofs[site]
+        cdof = self.data["cdof"]  # [N, nv, 6]: (angular, linear) velocity of the root's subtree-COM frame per unit q̇_j
+        angular, linear = cdof[..., :3], cdof[..., 3:]
+        # mj_jac: jacp_j = cdof_lin_j + cdof_ang_j × (p − subtree_com[root]), jacr_j = cdof_ang_j, for the dofs j that
+        # move the site's body (0 for the others).
+        offset = (self.data["site_xpos"][:, site] - self.data["subtree_com"][:, root]).unsqueeze(1).expand_as(angular)
+        jacp = linear + torch.linalg.cross(angular, offset, dim=-1)
+        return (torch.cat((jacp, angular), dim=-1) * moves.unsqueeze(-1)).transpose(1, 2)
+
+    def _moving_dofs(self, body: int) -> tuple[int, torch.Tensor]:
+        """The root body of ``body``'s tree and the mask ``[nv]`` of the dofs of ``body`` and its ancestors."""
+        root, chain = int(self.model.body_rootid[body]), [body]
+        while chain[-1] > 0:
+            chain.append(int(self.model.body_parentid[chain[-1]]))
+        moves = np.isin(np.asarray(self.model.dof_bodyid), chain)
+        return root, torch.as_tensor(moves, dtype=self.dtype, device=self.device)
+
+    @property
+    def qfrc_bias(self) -> torch.Tensor:
+        """Bias forces ``[N, nv]``, C(q, q̇) = gravity + Coriolis + centrifugal (MuJoCo's ``qfrc_bias``): what a
+        torque-controlled arm adds to hold its weight."""
+        self._require(("qfrc_bias",), "qfrc_bias")
+        return self.data["qfrc_bias"]
+
+    def mass_matrix(self) -> torch.Tensor:
+        """Joint-space inertia ``[N, nv, nv]`` (armature included; MuJoCo's ``mj_fullM``), as a new dense tensor."""
+        self._require(("M",), "mass_matrix")
+        if self._mass_index is None:
+            # CSR lower triangle: row i holds M_rownnz[i] entries from M_rowadr[i], in columns M_colind.
+            m = self.model
+            rows = np.repeat(np.arange(m.nv), np.asarray(m.M_rownnz))
+            self._mass_index = (
+                torch.as_tensor(rows, device=self.device),
+                torch.as_tensor(m.M_colind, device=self.device),
+            )
+        rows, cols = self._mass_index
+        lower = self.data["M"]
+        dense = lower.new_zeros(lower.shape[0], self.model.nv, self.model.nv)
+        dense[:, cols, rows] = lower  # the upper triangle by symmetry, then the lower (the diagonal written twice)
+        dense[:, rows, cols] = lower
+        return dense
 
     # --- dynamics ----------------------------------------------------------------------------------------------------
 

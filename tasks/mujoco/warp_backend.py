@@ -12,6 +12,7 @@ MuJoCo C -- which is how the tests exercise this backend on machines without a G
 from __future__ import annotations
 
 import mujoco
+import numpy as np
 import torch
 
 from tasks.mujoco.config import CONST_FIELDS, RNE_POST_FIELDS, SETCONST_PARAMS, STATE_FIELDS, SimConfig
@@ -50,7 +51,10 @@ class WarpBackend:
         with wp.ScopedDevice(self.wp_device):
             self.m = mjw.put_model(model, batch_sizes=dict.fromkeys(batched, num_worlds))
             self.d = mjw.put_data(model, host, nworld=num_worlds, **sizes)
-        self.data = {name: self._view(getattr(self.d, name)) for name in fields}
+        # MjData's shapes (matrices such as site_xmat flat, as in MuJoCo C): views, still without a copy.
+        self.data = {
+            name: self._view(getattr(self.d, name)).view(num_worlds, *np.shape(getattr(host, name))) for name in fields
+        }
         self.inputs = {name: self._view(getattr(self.d, name)) for name in ("ctrl", "xfrc_applied")}
         self.params = {name: self._view(getattr(self.m, name)) for name in params}
         self._warmstart = self._view(self.d.qacc_warmstart)

@@ -107,11 +107,17 @@ def test_list_tasks(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["train", "--task", "pendulm"], "unknown task 'pendulm'; valid tasks: ant, cartpole-balance"),
+        (
+            ["train", "--task", "pendulm"],
+            "unknown task 'pendulm'; valid tasks: ant, arm-peg, arm-push, arm-reach, cartpole-balance",
+        ),
         (["train"], "--task is required; valid tasks:"),
         (["fly"], "unknown command 'fly'; valid commands: train, play, export, deploy-sim, list-tasks"),
         (["train", "--task", "pendulum", "--device", "tpu"], "--device 'tpu'"),
         (["play", "--checkpoint", "/nonexistent/run"], "checkpoint not found"),
+        # A mistyped flag is named (tyro once failed to build its own message here, for PPO and SAC alike).
+        (["train", "--task", "pendulum", "--agent.algorithm.gama", "0.9"], "--agent.algorithm.gama"),
+        (["train", "--task", "pendulum", "--algo", "sac", "--agent.algorithm.gama", "0.9"], "--agent.algorithm.gamma"),
     ],
 )
 def test_errors_name_the_problem_and_the_choices(

@@ -177,6 +177,15 @@ def test_squashed_actor_stays_within_the_bounds_and_its_log_prob_is_the_tanh_cha
     assert torch.allclose(log_prob, expected, atol=1e-4)
 
 
+def test_from_env_inverts_to_env_and_clips_outside_the_bounds() -> None:
+    low, high = torch.tensor([-1.0, -6.0, 2.0]), torch.tensor([3.0, 14.0, 4.0])  # centre 0, 0 and the midpoint 3
+    actor = SquashedGaussianActor(3, 3, SACActorConfig(hidden_dims=(8,)), low, high)
+    u = torch.rand(64, 3) * 2 - 1
+    torch.testing.assert_close(actor.from_env(actor.to_env(u)), u)
+    outside = torch.tensor([[-5.0, 20.0, 1.0], [7.0, -9.0, 9.0]])
+    assert torch.equal(actor.from_env(outside), torch.tensor([[-1.0, 1.0, -1.0], [1.0, -1.0, 1.0]]))
+
+
 def test_actor_rejects_missing_or_inverted_bounds() -> None:
     cfg = SACActorConfig()
     with pytest.raises(ValueError, match="finite action bounds"):
