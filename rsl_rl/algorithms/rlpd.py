@@ -103,9 +103,13 @@ class RLPD(SAC):
             cfg.demo_capacity,
             self.device,
         )
+        self.num_demo_steps = demos.num_steps
+        self.proportional = cfg.demo_ratio == 0.0
+        """demo_ratio 0: the demos are merely in the buffer (the baseline RLPD is compared with): every stored row,
+        demo or online, is equally likely, so the demos' share of a batch shrinks as the replay fills."""
         self.demo_batch = round(cfg.batch_size * cfg.demo_ratio)
         self.online_batch = cfg.batch_size - self.demo_batch
-        if self.demo_batch < 1 or self.online_batch < 1:
+        if not self.proportional and (self.demo_batch < 1 or self.online_batch < 1):
             raise ValueError(
                 f"algorithm.batch_size={cfg.batch_size} with demo_ratio={cfg.demo_ratio} leaves no demo or no online "
                 "rows"
@@ -198,15 +202,23 @@ class RLPD(SAC):
 
     def sample_batch(self) -> dict[str, Any]:
         """RLPD's symmetric sampling: ``online_batch`` replay windows, then ``demo_batch`` demo windows; ``demo``
-        ``[B]`` marks the latter."""
+        ``[B]`` marks the latter. With ``demo_ratio`` 0 the split follows the rows stored: demo share
+        D / (D + online transitions), from host counters (no sync), rounded per batch."""
         cfg = self.cfg
-        online = self.storage.sample(self.online_batch, cfg.n_step, cfg.gamma)
-        demo = self.demo_buffer.sample(self.demo_batch, cfg.n_step, cfg.gamma)
+        if self.proportional:
+            online_rows = self.storage.size * self.storage.num_envs
+            self.demo_batch = round(cfg.batch_size * self.num_demo_steps / (self.num_demo_steps + online_rows))
+            self.online_batch = cfg.batch_size - self.demo_batch
+        parts = []
+        if self.online_batch:
+            parts.append(self.storage.sample(self.online_batch, cfg.n_step, cfg.gamma))
+        if self.demo_batch:
+            parts.append(self.demo_buffer.sample(self.demo_batch, cfg.n_step, cfg.gamma))
         batch: dict[str, Any] = {
-            key: {k: torch.cat([online[key][k], demo[key][k]]) for k in online[key]} for key in ("obs", "next_obs")
+            key: {k: torch.cat([p[key][k] for p in parts]) for k in parts[0][key]} for key in ("obs", "next_obs")
         }
         for key in ("actions", "returns", "discounts"):
-            batch[key] = torch.cat([online[key], demo[key]])
+            batch[key] = torch.cat([p[key] for p in parts])
         batch["demo"] = torch.arange(cfg.batch_size, device=self.device) >= self.online_batch
         return batch
 

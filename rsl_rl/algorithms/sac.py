@@ -109,7 +109,8 @@ class SACConfig:
     """Demo file (``rsl_rl/storage/demos.py``): train RLPD-style, every batch mixing in demonstrations
     (``rsl_rl/algorithms/rlpd.py``); "" trains plain SAC."""
     demo_ratio: float = 0.5
-    """Fraction of every batch drawn from the demonstrations (RLPD's symmetric sampling: 0.5)."""
+    """Fraction of every batch drawn from the demonstrations (RLPD's symmetric sampling: 0.5); 0: the demos are merely
+    in the buffer, every stored row equally likely (the baseline RLPD is compared with)."""
     demo_capacity: int = 20_000
     """Demo-buffer rows for intervention transitions besides the file's (a ring; the file's demos are kept)."""
 
@@ -134,9 +135,9 @@ class SACConfig:
                 raise ValueError(f"algorithm.{field_name} must be > 0, got {getattr(self, field_name)}")
         if self.target_critics < 0 or self.random_steps < 0 or self.learning_starts < 0 or self.max_grad_norm < 0:
             raise ValueError("algorithm.target_critics, random_steps, learning_starts and max_grad_norm must be >= 0")
-        if not 0.0 < self.demo_ratio < 1.0 or self.demo_capacity < 0:
+        if not 0.0 <= self.demo_ratio < 1.0 or self.demo_capacity < 0:
             raise ValueError(
-                f"algorithm.demo_ratio={self.demo_ratio} must lie in (0, 1) and demo_capacity={self.demo_capacity} "
+                f"algorithm.demo_ratio={self.demo_ratio} must lie in [0, 1) and demo_capacity={self.demo_capacity} "
                 "be >= 0"
             )
         if self.action_bounds is not None:

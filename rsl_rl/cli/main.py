@@ -93,6 +93,10 @@ class TrainOptions:
     """Start envs at random points of their episodes so time-outs spread over iterations (fresh runs only)."""
     threads: int | None = None
     """torch CPU threads (default: torch's choice)."""
+    reward_classifier: Path | None = None
+    """Train on a learned reward (SERL): a classifier written by ``rsl-rl train-classifier`` replaces the env's reward
+    with its success and ends episodes on success. Evaluation keeps the task's own reward, so runs on the learned and
+    the true reward compare on the same measure."""
     backend: str | None = None
     """Simulation backend of MuJoCo tasks: cpu or warp (default: warp on CUDA, cpu otherwise)."""
 
@@ -155,6 +159,8 @@ def run_training(spec: TaskSpec, args: Any) -> int:
     seed_everything(args.seed, args.deterministic)
     run_dir = make_run_dir(spec.name, agent.run_name, args.run_dir)
     env = spec.build(env_cfg, device=device, seed=args.seed)
+    if args.reward_classifier is not None:
+        env = _with_learned_reward(env, args.reward_classifier, device)
     eval_cfg = dataclasses.replace(env_cfg, num_envs=agent.eval_episodes)
     eval_env = spec.build(eval_cfg, device=device, seed=args.seed + 10_000)
     runner = make_runner(env, agent, run_dir, device, eval_env=eval_env)
@@ -163,6 +169,8 @@ def run_training(spec: TaskSpec, args: Any) -> int:
     # holds the same data).
     env_data = config_to_data(env_cfg)
     runner.checkpoint_infos = {"task": spec.name, "env_cfg": env_data}
+    if args.reward_classifier is not None:
+        runner.checkpoint_infos["reward_classifier"] = str(args.reward_classifier)
     runner.logger.config.update({"task": spec.name, "seed": args.seed, "env": env_data})
     resumed = args.resume is not None
     if resumed:
@@ -195,6 +203,16 @@ def run_training(spec: TaskSpec, args: Any) -> int:
         f"{summary['final_mean_return']:.1f} ({summary['final_mean_return_source']}); run directory: {run_dir}"
     )
     return 0
+
+
+def _with_learned_reward(env: Any, path: Path, device: torch.device) -> Any:
+    """``env`` with its reward replaced by the success of the reward classifier at ``path``."""
+    from rsl_rl.modules.reward_classifier import RewardClassifier
+    from tasks.wrappers.reward_classifier import RewardClassifierWrapper
+
+    if not path.is_file():
+        raise SystemExit(f"error: --reward-classifier {path}: no such file (rsl-rl train-classifier writes one)")
+    return RewardClassifierWrapper(env, RewardClassifier.load(path, device=device))
 
 
 # --- distill --------------------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ exported policy (dispatched from :mod:`rsl_rl.cli.main`)."""
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import sys
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from rsl_rl.cli.run_support import (
     resolve_device,
     seed_everything,
     set_backend,
+    set_config_field,
     task_from_run_dir,
 )
 
@@ -67,7 +67,7 @@ def play(argv: Sequence[str]) -> int:
     env_cfg.num_envs = args.num_envs
     set_backend(env_cfg, args.backend, spec.name)
     for assignment in args.env_set:
-        _set_field(env_cfg, assignment)
+        set_config_field(env_cfg, assignment)
     env = spec.build(env_cfg, device=device, seed=args.seed)
     runner = acting_runner(env, spec, state, path, device)
     frames: list[Any] = []
@@ -157,25 +157,3 @@ def deploy_sim(argv: Sequence[str]) -> int:
     for line in report_lines(report):
         print(line)
     return 0
-
-
-def _set_field(cfg: Any, assignment: str) -> None:
-    """Apply ``a.b.c=VALUE`` (a Python literal) to nested config dataclasses, re-validating what it touched."""
-    path, sep, text = assignment.partition("=")
-    if not sep:
-        raise SystemExit(f"error: --env-set {assignment!r}: expected FIELD.PATH=VALUE")
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        value = text  # a bare word is a string
-    *parents, name = path.strip().split(".")
-    target: Any = cfg
-    for part in parents:
-        target = getattr(target, part, None)
-    fields = {f.name for f in dataclasses.fields(target)} if dataclasses.is_dataclass(target) else set()
-    if name not in fields:
-        raise SystemExit(f"error: --env-set: the env config has no field '{path}'")
-    setattr(target, name, tuple(value) if isinstance(value, list) else value)
-    post_init = getattr(target, "__post_init__", None)
-    if post_init is not None:
-        post_init()

@@ -30,6 +30,7 @@ from rsl_rl.cli.run_support import (
     load_checkpoint_file,
     resolve_device,
     seed_everything,
+    set_config_field,
     task_from_run_dir,
 )
 from rsl_rl.env import Env
@@ -64,6 +65,9 @@ class RecordDemosArgs:
     """With ``only_success``: give up after this many finished episodes (default: 10 × episodes)."""
     device: str = dataclasses.field(default_factory=default_device)
     """cpu, cuda or cuda:N."""
+    env_set: tuple[str, ...] = ()
+    """Env-config overrides ``FIELD.PATH=VALUE`` of a scripted recording, e.g. ``image_size=64`` (camera images for an
+    image reward classifier)."""
 
 
 def record_demos(argv: Sequence[str]) -> int:
@@ -80,6 +84,8 @@ def record_demos(argv: Sequence[str]) -> int:
             raise ValueError(f"task '{spec.name}' has no scripted controller; pass --source CHECKPOINT")
         env_cfg = spec.env_cfg()
         env_cfg.num_envs = args.num_envs
+        for assignment in args.env_set:
+            set_config_field(env_cfg, assignment)
         env = spec.build(env_cfg, device=device, seed=args.seed)
         policy = ScriptedPolicy(spec.scripted_policy(env))
         source = "scripted"

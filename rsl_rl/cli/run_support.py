@@ -3,6 +3,8 @@ record. The commands (``main.py``, ``play.py``, ``distill.py``) import from here
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import datetime
 import json
 import os
@@ -111,6 +113,29 @@ def acting_runner(env: Any, spec: TaskSpec, state: dict[str, Any], path: Path, d
     runner = make_runner(env, cfg, None, device, show_progress=False)
     runner.load(path, load_cfg={"actor": True})
     return runner
+
+
+def set_config_field(cfg: Any, assignment: str) -> None:
+    """Apply ``a.b.c=VALUE`` (a Python literal) to nested config dataclasses, re-validating what it touched
+    (``--env-set`` of play, deploy-sim and record-demos)."""
+    path, sep, text = assignment.partition("=")
+    if not sep:
+        raise SystemExit(f"error: --env-set {assignment!r}: expected FIELD.PATH=VALUE")
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text  # a bare word is a string
+    *parents, name = path.strip().split(".")
+    target: Any = cfg
+    for part in parents:
+        target = getattr(target, part, None)
+    fields = {f.name for f in dataclasses.fields(target)} if dataclasses.is_dataclass(target) else set()
+    if name not in fields:
+        raise SystemExit(f"error: --env-set: the env config has no field '{path}'")
+    setattr(target, name, tuple(value) if isinstance(value, list) else value)
+    post_init = getattr(target, "__post_init__", None)
+    if post_init is not None:
+        post_init()
 
 
 def make_run_dir(task_name: str, run_name: str | None, run_dir: Path | None) -> Path:

@@ -68,7 +68,8 @@ class MujocoTask(BatchedTask):
         self.num_envs = cfg.num_envs
         self.num_actions = model.nu
         self.max_episode_length = cfg.max_episode_steps
-        self.step_dt = self.sim.dt
+        # One env step is cfg.decimation physics steps, whether sim.step() covers them all or the task loops them.
+        self.step_dt = float(model.opt.timestep) * cfg.decimation
         limited = model.actuator_ctrllimited.astype(bool)
         ctrl_range = np.where(limited[:, None], model.actuator_ctrlrange, [-np.inf, np.inf])
         self.ctrl_low = torch.as_tensor(ctrl_range[:, 0], dtype=self.dtype, device=self.device)

@@ -93,6 +93,17 @@ def test_only_success_keeps_successful_episodes(tmp_path: Path, capsys: pytest.C
     assert data.num_episodes == 0 and attempted["episodes"] == 2  # max_attempts = episodes by default
 
 
+def test_env_set_edits_the_recorded_env(tmp_path: Path) -> None:
+    out = tmp_path / "short.npz"
+    argv = ["record-demos", "--task", "pendulum", "--episodes", "3", "--num-envs", "2", "--out", str(out)]
+    assert main([*argv, "--env-set", "max_episode_steps=7", "--device", "cpu"]) == 0
+    data = load_demos(out)
+    assert data.num_steps == 3 * 7 and bool(data.truncated.sum() == 3)
+    assert data.metadata["env_cfg"]["max_episode_steps"] == 7
+    with pytest.raises(SystemExit, match="no field 'max_steps'"):
+        main([*argv, "--env-set", "max_steps=7"])
+
+
 def test_demos_from_a_trained_checkpoint_act_deterministically(tmp_path: Path) -> None:
     run = tmp_path / "run"
     train = ["train", "--task", "pendulum", "--run-dir", str(run), "--threads", "1", "--logger", "none"]

@@ -460,6 +460,17 @@ def test_cli_trains_a_state_classifier_from_a_demo_file(
     assert main([*argv, "--task", "pixel-pendulum"]) == 2
     assert "recorded on task 'pendulum', not 'pixel-pendulum'" in capsys.readouterr().err
 
+    # Training on the learned reward: training episodes earn the classifier's successes (>= 0), while evaluation
+    # keeps pendulum's own (negative) reward; the checkpoint records the classifier.
+    run = tmp_path / "run"
+    train = ["train", "--task", "pendulum", "--run-dir", str(run), "--logger", "none", "--max-iterations", "3"]
+    assert main([*train, "--reward-classifier", str(out), "--agent.eval-interval", "3"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["train_mean_return"] >= 0.0 and summary["eval_mean_return"] < 0.0
+    assert torch.load(run / "model_2.pt", weights_only=True)["infos"]["reward_classifier"] == str(out)
+    with pytest.raises(SystemExit, match="--reward-classifier .*: no such file"):
+        main([*train, "--reward-classifier", str(tmp_path / "missing.pt")])
+
 
 def test_cli_trains_an_image_classifier_into_a_run_directory(
     images: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

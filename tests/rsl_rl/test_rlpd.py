@@ -70,6 +70,26 @@ def test_every_batch_is_half_demonstrations(demo_file: Path, tmp_path: Path) -> 
     assert rlpd_runner(demo_file, demo_ratio=0.25).alg.demo_batch == 16  # pyright: ignore[reportAttributeAccessIssue]
 
 
+def test_demos_merely_in_the_buffer_are_sampled_in_proportion_to_the_rows_stored(
+    demo_file: Path, tmp_path: Path
+) -> None:
+    marked = load_demos(demo_file)
+    marked.rewards.fill_(100.0)
+    runner = rlpd_runner(save_demos(tmp_path / "marked.npz", marked), n_step=1, demo_ratio=0.0)
+    alg = runner.alg
+    assert isinstance(alg, RLPD) and alg.proportional
+    shares = []
+    for iterations in (4, 40):  # the replay fills: the demos' share of a batch falls
+        runner.learn(iterations)
+        online = alg.storage.size * alg.storage.num_envs
+        batch = alg.sample_batch()
+        from_demos = batch["returns"] > 50.0
+        expected = round(64 * marked.num_steps / (marked.num_steps + online))
+        assert int(from_demos.sum()) == expected and torch.equal(from_demos, batch["demo"])
+        shares.append(expected)
+    assert shares[0] > shares[1] > 0
+
+
 def test_demo_windows_match_hand_values_at_episode_ends() -> None:
     # Episode 0: 4 steps ending in a time-out; episode 1: 2 steps ending in a termination; episode 2: 2 steps that end
     # without either flag (a recording cut short: bootstrapped like a time-out). γ = 0.5, n = 3.

@@ -36,6 +36,8 @@ def test_env_contract(name: str) -> None:
     env = _make(name, n)
     spec = get_task(name)
     assert spec.scripted_policy is TASKS[name][2] and spec.sac_train_cfg is not None
+    # Seconds per env step (the policy period: videos, demo metadata, RND use it), not per physics step.
+    assert env.step_dt == pytest.approx(0.1) and env.sim.dt == pytest.approx(0.002)
     obs = env.reset()
     assert set(obs.keys()) == {"policy", "critic"}  # no image group unless asked
     policy_dim = TASKS[name][3]
