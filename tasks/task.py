@@ -134,7 +134,8 @@ class BatchedTask(Env):
         terminated = self.terminated() | invalid
         truncated = (length >= self.max_episode_length) & ~terminated
         done = terminated | truncated
-        final_obs = self.observe().apply(lambda x: torch.where(invalid.view(-1, *([1] * (x.dim() - 1))), 0.0, x))
+        # masked_fill keeps each group's dtype (torch.where with a float 0.0 would turn uint8 images into float32).
+        final_obs = self.observe().apply(lambda x: x.masked_fill(invalid.view(-1, *([1] * (x.dim() - 1))), 0))
         extras: dict[str, Any] = {
             "final_obs": final_obs,
             "episode": {f"reward/{name}": episode_sums[:, i] for i, name in enumerate(self.reward_names)},

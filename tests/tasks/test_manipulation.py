@@ -144,8 +144,11 @@ def test_image_group_when_asked() -> None:
     assert image.shape == (2, 6, 32, 32) and image.dtype == torch.uint8
     assert image.float().std() > 5  # a scene, not a blank frame
     assert not torch.equal(image[0, :3], image[0, 3:])  # two different cameras
-    obs, *_ = env.step(torch.zeros(2, 6))
+    obs, _, _, _, extras = env.step(torch.zeros(2, 6))
     assert obs["image"].shape == (2, 6, 32, 32)
+    # The observation before a reset keeps the image's dtype (it was promoted to float32, so demo files with images
+    # were refused for mixing uint8 and float32).
+    assert extras["final_obs"]["image"].dtype == torch.uint8
     with pytest.raises(ValueError, match="cameras entry 'top'"):
         PushCfg(image_size=32, cameras=("top",))
 
