@@ -1,11 +1,15 @@
-"""Crash-safe file writes: a file is either the old one or the complete new one, never a truncated mix."""
+"""Crash-safe file writes (a file is either the old one or the complete new one, never a truncated mix), and loads
+that never run code."""
 
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import torch
 
 
 def atomic_write(path: str | os.PathLike[str], write: Any) -> Path:
@@ -34,3 +38,24 @@ def atomic_write(path: str | os.PathLike[str], write: Any) -> Path:
     finally:
         os.close(dir_fd)
     return path
+
+
+def load_weights_only(path: str | os.PathLike[str], what: str, map_location: str | torch.device | None = None) -> Any:
+    """``torch.load(path, weights_only=True)``: a crafted file can fail to load but cannot run code. A missing, damaged
+    or unsafe file gets an error that names the file and ``what`` it should have been."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "global" in str(err).lower():  # a refused import: the file holds more than tensors and containers
+            raise ValueError(
+                f"{path} is not a loadable {what}: it holds objects other than tensors and plain containers, which "
+                f"are refused because unpickling them could run code ({err})"
+            ) from err
+        raise ValueError(f"{path} is not a loadable {what}: not a valid {what} (damaged or not torch.save's)") from err
+    except (RuntimeError, EOFError) as err:
+        raise ValueError(
+            f"{path} is not a loadable {what}: not a valid {what} (damaged or not torch.save's): {err}"
+        ) from err

@@ -23,7 +23,6 @@ criterion (held-out recall ≥ 0.95 at precision ≥ 0.97).
 from __future__ import annotations
 
 import math
-import pickle
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rsl_rl.atomic import atomic_write
+from rsl_rl.atomic import atomic_write, load_weights_only
 from rsl_rl.modules.cnn import CNN, default_cnn_cfg, is_per_group, validate_cnn_cfg
 from rsl_rl.modules.normalization import EmpiricalNormalization
 
@@ -231,7 +230,7 @@ class RewardClassifier(nn.Module):
         ``weights_only=True``; never downloads. With ``freeze`` the encoder is not trained."""
         if self.encoder is None:
             raise ValueError(f"encoder_path: group {self.cfg.group!r} is a vector; only image groups have an encoder")
-        state = _load_file(path, "encoder")
+        state = load_weights_only(path, "encoder file", "cpu")
         if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
             state = state.get("state_dict", {})
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -286,7 +285,7 @@ class RewardClassifier(nn.Module):
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> RewardClassifier:
         """Rebuild a classifier from :meth:`save`'s file (``weights_only=True``: loading never runs code); the
         encoder file named in its config is not read again (its weights are in the checkpoint). Evaluation mode."""
-        checkpoint = _load_file(path, "reward classifier checkpoint")
+        checkpoint = load_weights_only(path, "reward classifier checkpoint", "cpu")
         if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a reward classifier checkpoint (no 'format': {CHECKPOINT_FORMAT!r})")
         if checkpoint.get("version") != CHECKPOINT_VERSION:
@@ -301,20 +300,6 @@ class RewardClassifier(nn.Module):
         except RuntimeError as err:  # keys or shapes that do not match the saved config
             raise ValueError(f"{path}: the saved weights do not fit the saved config: {err}") from err
         return model.to(device).eval()
-
-
-def _load_file(path: str | Path, what: str) -> Any:
-    """``torch.load(weights_only=True)`` with an error naming the file for a missing, damaged or unsafe one."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} file not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise ValueError(
-            f"{path} is not a loadable {what} file (damaged, not written by torch.save, or holding objects other "
-            f"than tensors and plain containers, which are refused because unpickling them could run code): {err}"
-        ) from err
 
 
 # --- training ------------------------------------------------------------------------------------------------------

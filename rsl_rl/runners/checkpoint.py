@@ -7,7 +7,6 @@ A checkpoint is a plain ``torch.save`` dict of tensors, numbers, strings, lists 
 from __future__ import annotations
 
 import os
-import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rsl_rl.atomic import atomic_write
+from rsl_rl.atomic import atomic_write, load_weights_only
 
 CHECKPOINT_FORMAT = "rsl_rl_forge.checkpoint"
 CHECKPOINT_VERSION = 2
@@ -33,21 +32,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     path = Path(path)
     if path.is_dir():
         path = latest_checkpoint(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "global" not in str(err).lower():  # anything but a refused import is a damaged file
-            raise ValueError(f"{path} is not a valid checkpoint file (damaged or not written by torch.save)") from err
-        raise ValueError(
-            f"{path} is not a loadable checkpoint: it holds objects other than tensors and plain containers, which "
-            f"are refused because unpickling them could run code ({err})"
-        ) from err
-    except (RuntimeError, EOFError) as err:
-        raise ValueError(
-            f"{path} is not a valid checkpoint file (damaged or not written by torch.save): {err}"
-        ) from err
+    state = load_weights_only(path, "checkpoint", map_location)
     if not isinstance(state, dict) or not ({"actor_state_dict", "student_state_dict"} & set(state)):
         raise ValueError(
             f"{path} is not a policy checkpoint: expected a dict with 'actor_state_dict' (RL) or 'student_state_dict' "
