@@ -11,6 +11,8 @@
     rsl-rl deploy-sim --policy policy.onnx [--episodes N] [--max-steps N]
     rsl-rl record-demos --task NAME [--source scripted|CHECKPOINT] [--episodes N] [--num-envs M] [--out FILE]
                         [--seed S] [--only-success]
+    rsl-rl train-adversarial --task NAME --adversary force|params [--mode alternating|simultaneous] [...]
+    rsl-rl eval-robust --task NAME --checkpoint RUN_DIR_OR_FILE --set 1d|2d|3d [--points 10] [--inclusive]
     rsl-rl list-tasks
     rsl-rl provide-rsl-rl-lib [--version 5.5.1] [--site-dir DIR]
 
@@ -23,16 +25,14 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import tyro
 
-from rsl_rl.cli.env_config import checkpoint_env_config, config_to_data
+from rsl_rl.cli.env_config import config_to_data
 from rsl_rl.cli.run_support import (
-    default_device,
     export_actor,
     export_record,
     finish_run,
@@ -43,6 +43,7 @@ from rsl_rl.cli.run_support import (
     set_backend,
     task_from_argv,
 )
+from rsl_rl.cli.train_options import TrainOptions, train_args_type
 from rsl_rl.registry import TaskSpec, get_task, task_names
 from rsl_rl.runners.checkpoint import checkpoint_name
 
@@ -56,6 +57,9 @@ commands:
   export       ONNX + TorchScript with metadata and a parity check: rsl-rl export --checkpoint runs/pendulum/<run>
   deploy-sim   run an exported policy through the robot runtime in simulation: rsl-rl deploy-sim --policy p.onnx
   record-demos record demonstrations (scripted or a checkpoint) into a demo file: rsl-rl record-demos --task pendulum
+  train-adversarial  two-player robust training (RARL): rsl-rl train-adversarial --task hopper --adversary force
+  eval-robust  worst-case/average return over an uncertainty set's grid: rsl-rl eval-robust --task hopper
+               --checkpoint runs/hopper/<run> --set 3d
   list-tasks   show the registered tasks
   provide-rsl-rl-lib   record that this library provides rsl-rl-lib (for frameworks' version checks and pip)
 
@@ -63,66 +67,6 @@ commands:
 
 
 # --- train ----------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class TrainOptions:
-    """Options shared by every task's ``train`` command."""
-
-    task: str
-    """Registered task name (see ``rsl-rl list-tasks``)."""
-    algo: str = "ppo"
-    """ppo or sac: which of the task's training configs (``agent``) to train with (a resumed run: the checkpoint's)."""
-    run_dir: Path | None = None
-    """Run directory (default: runs/<task>/<date_time>)."""
-    seed: int = 0
-    """Seed of torch, numpy, python and the env."""
-    device: str = dataclasses.field(default_factory=default_device)
-    """cpu, cuda or cuda:N."""
-    num_envs: int | None = None
-    """Parallel envs (overrides env.num_envs)."""
-    max_iterations: int | None = None
-    """Training iterations (overrides agent.max_iterations)."""
-    deterministic: bool = False
-    """Deterministic torch kernels: two runs with the same seed give identical parameters (CPU)."""
-    logger: str | None = None
-    """tensorboard, wandb or none (overrides agent.logger)."""
-    resume: Path | None = None
-    """Checkpoint file or run directory to continue training from (full state, exact resume)."""
-    init_at_random_ep_len: bool = True
-    """Start envs at random points of their episodes so time-outs spread over iterations (fresh runs only)."""
-    threads: int | None = None
-    """torch CPU threads (default: torch's choice)."""
-    reward_classifier: Path | None = None
-    """Train on a learned reward (SERL): a classifier written by ``rsl-rl train-classifier`` replaces the env's reward
-    with its success and ends episodes on success. Evaluation keeps the task's own reward, so runs on the learned and
-    the true reward compare on the same measure."""
-    backend: str | None = None
-    """Simulation backend of MuJoCo tasks: cpu or warp (default: warp on CUDA, cpu otherwise)."""
-
-
-def _train_args_type(spec: TaskSpec, resume: str | None = None, algo: str | None = None) -> type:
-    """A dataclass = TrainOptions + ``env`` (the task's env config) + ``agent`` (its training config for ``algo``).
-    With ``resume``, the env config defaults to the one the checkpoint was trained with (``--env.*`` flags still edit
-    it), and the algorithm to the checkpoint's."""
-    env_cfg = spec.env_cfg_for(algo or "ppo")
-    if resume is not None:
-        from rsl_rl.runners.checkpoint import load_checkpoint
-
-        state = load_checkpoint(resume, map_location="cpu")
-        env_cfg = checkpoint_env_config(spec, state)
-        if algo is None:
-            algorithm = str(((state.get("config") or {}).get("algorithm") or {}).get("class_name", "PPO"))
-            algo = "sac" if algorithm.rsplit(".", 1)[-1].rsplit(":", 1)[-1] == "SAC" else "ppo"
-    train_cfg = spec.agent_cfg(algo or "ppo")
-    return dataclasses.make_dataclass(
-        "TrainArgs",
-        [
-            ("env", type(env_cfg), dataclasses.field(default_factory=lambda: env_cfg)),
-            ("agent", type(train_cfg), dataclasses.field(default_factory=lambda: train_cfg)),
-        ],
-        bases=(TrainOptions,),
-    )
 
 
 def train(argv: Sequence[str]) -> int:
@@ -133,7 +77,7 @@ def train(argv: Sequence[str]) -> int:
         print(f"error: --task is required; valid tasks: {', '.join(task_names())}", file=sys.stderr)
         return 2
     spec = get_task_or_exit(task)
-    args_type = _train_args_type(spec, task_from_argv(argv, "--resume"), task_from_argv(argv, "--algo"))
+    args_type = train_args_type(spec, task_from_argv(argv, "--resume"), task_from_argv(argv, "--algo"))
     # AvoidSubcommands: the optional dict fields (rnd_cfg, symmetry_cfg, cnn_cfg) stay config-file settings; as tyro
     # subcommands they broke its error message for any mistyped flag ("dict ... requires a default value").
     args: Any = tyro.cli(args_type, args=list(argv), prog="rsl-rl train", config=(tyro.conf.AvoidSubcommands,))
@@ -161,6 +105,8 @@ def run_training(spec: TaskSpec, args: Any) -> int:
     env = spec.build(env_cfg, device=device, seed=args.seed)
     if args.reward_classifier is not None:
         env = _with_learned_reward(env, args.reward_classifier, device)
+    if args.domain_randomization is not None:
+        env = _with_domain_randomization(env, spec.name, args.domain_randomization, args.seed)
     eval_cfg = dataclasses.replace(env_cfg, num_envs=agent.eval_episodes)
     eval_env = spec.build(eval_cfg, device=device, seed=args.seed + 10_000)
     runner = make_runner(env, agent, run_dir, device, eval_env=eval_env)
@@ -171,6 +117,8 @@ def run_training(spec: TaskSpec, args: Any) -> int:
     runner.checkpoint_infos = {"task": spec.name, "env_cfg": env_data}
     if args.reward_classifier is not None:
         runner.checkpoint_infos["reward_classifier"] = str(args.reward_classifier)
+    if args.domain_randomization is not None:
+        runner.checkpoint_infos["domain_randomization"] = args.domain_randomization
     runner.logger.config.update({"task": spec.name, "seed": args.seed, "env": env_data})
     resumed = args.resume is not None
     if resumed:
@@ -213,6 +161,15 @@ def _with_learned_reward(env: Any, path: Path, device: torch.device) -> Any:
     if not path.is_file():
         raise SystemExit(f"error: --reward-classifier {path}: no such file (rsl-rl train-classifier writes one)")
     return RewardClassifierWrapper(env, RewardClassifier.load(path, device=device))
+
+
+def _with_domain_randomization(env: Any, task: str, set_name: str, seed: int) -> Any:
+    """``env`` with the parameters of the task's uncertainty set ``set_name`` drawn uniformly at every reset."""
+    from tasks.uncertainty import uncertainty_set
+    from tasks.wrappers import DomainRandomization
+
+    bounds = uncertainty_set(task, set_name).bounds
+    return DomainRandomization(env, bounds, seed=seed)
 
 
 # --- distill --------------------------------------------------------------------------------------------------------
@@ -266,6 +223,18 @@ def list_tasks(argv: Sequence[str]) -> int:
     return 0
 
 
+def eval_robust(argv: Sequence[str]) -> int:
+    from rsl_rl.cli.eval_robust import eval_robust as run_eval_robust
+
+    return run_eval_robust(argv)
+
+
+def train_adversarial(argv: Sequence[str]) -> int:
+    from rsl_rl.cli.train_adversarial import train_adversarial as run_train_adversarial
+
+    return run_train_adversarial(argv)
+
+
 def provide_rsl_rl_lib(argv: Sequence[str]) -> int:
     from rsl_rl.cli.provide import main as run_provide
 
@@ -281,6 +250,8 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "record-demos": record_demos,
     "distill": distill,
     "train-classifier": train_classifier,
+    "train-adversarial": train_adversarial,
+    "eval-robust": eval_robust,
     "provide-rsl-rl-lib": provide_rsl_rl_lib,
 }
 

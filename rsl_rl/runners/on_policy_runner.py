@@ -145,7 +145,7 @@ class OnPolicyRunner:
                 t0 = time.perf_counter()
                 with torch.inference_mode():
                     for _ in range(cfg.num_steps_per_env):
-                        actions = alg.act(obs)
+                        actions = self._act(obs)
                         if move:
                             actions = actions.to(env.device)
                         result = env.step(actions)
@@ -154,15 +154,13 @@ class OnPolicyRunner:
                             # that *is* the observation acted on (the rsl_rl adapter) that same object after the move.
                             result, raw_obs = move_to_device(result, self.torch_device, {id(raw_obs): obs}), result[0]
                         obs, rewards, terminated, truncated, extras = result
-                        # rsl-rl-lib's call: all episode ends, the time-outs among them in extras.
-                        alg.process_env_step(obs, rewards, terminated | truncated, {**extras, "time_outs": truncated})
-                        self._tracker.track(rewards, terminated | truncated, extras, alg.intrinsic_rewards)
+                        self._process_env_step(obs, rewards, terminated, truncated, extras)
                         if cfg.check_for_nan:
                             self._tracker.probe(obs, rewards)
                     self._end_collection(obs)
                 _synchronize(self.torch_device)
                 t1 = time.perf_counter()
-                stats = alg.update()
+                stats = self._update()
                 _synchronize(self.torch_device)
                 t2 = time.perf_counter()
                 self.current_learning_iteration = it + 1
@@ -184,6 +182,31 @@ class OnPolicyRunner:
             )
             for hook in self.export_hooks:
                 hook(self, Path(self.log_dir))
+
+    # One collected step and the update, as methods so that a runner of several players (adversarial.py) can act,
+    # store and update each of them without copying the loop.
+
+    def _act(self, obs: TensorDict) -> torch.Tensor:
+        """The actions of every env for ``obs`` (inside inference mode)."""
+        return self.alg.act(obs)
+
+    def _process_env_step(
+        self,
+        obs: TensorDict,
+        rewards: torch.Tensor,
+        terminated: torch.Tensor,
+        truncated: torch.Tensor,
+        extras: dict[str, Any],
+    ) -> None:
+        """Store the step's outcome and track the episode statistics (inside inference mode)."""
+        dones = terminated | truncated
+        # rsl-rl-lib's call: all episode ends, the time-outs among them in extras.
+        self.alg.process_env_step(obs, rewards, dones, {**extras, "time_outs": truncated})
+        self._tracker.track(rewards, dones, extras, self.alg.intrinsic_rewards)
+
+    def _update(self) -> dict[str, torch.Tensor]:
+        """The iteration's update; statistics as device tensors."""
+        return self.alg.update()
 
     def _end_collection(self, obs: TensorDict) -> None:
         """After the iteration's last env step (inside inference mode): PPO's returns and advantages."""
@@ -316,6 +339,11 @@ class OnPolicyRunner:
 
     def save(self, path: str | os.PathLike[str], infos: dict[str, Any] | None = None) -> None:
         """Write the full training state atomically (rsl_rl keys plus RNG, env, counters and config)."""
+        save_checkpoint(self._checkpoint_state(infos), path)
+        self.logger.save_model(str(path), self.current_learning_iteration)  # uploads it for W&B / Neptune runs
+
+    def _checkpoint_state(self, infos: dict[str, Any] | None) -> dict[str, Any]:
+        """The checkpoint's content (what :meth:`save` writes)."""
         state = self.alg.state_dict()
         state.update(
             {
@@ -340,8 +368,7 @@ class OnPolicyRunner:
                 "env_state": self._env.state_dict(),
             }
         )
-        save_checkpoint(state, path)
-        self.logger.save_model(str(path), self.current_learning_iteration)  # uploads it for W&B / Neptune runs
+        return state
 
     def load(
         self,
@@ -358,6 +385,11 @@ class OnPolicyRunner:
         sums belong to the episodes in progress, so an env that starts afresh starts them afresh too.
         """
         state = load_checkpoint(path, map_location=map_location or self.torch_device)
+        self._load_state(state, load_cfg, strict)
+        return state.get("infos")
+
+    def _load_state(self, state: dict[str, Any], load_cfg: dict[str, bool] | None, strict: bool) -> None:
+        """Restore from a loaded checkpoint ``state`` (the body of :meth:`load`)."""
         load_cfg = dict(load_cfg if load_cfg is not None else self.alg.default_load_cfg(state))
         restore_env = bool(load_cfg.get("iteration", False) and state.get("env_state"))
         logger_state = state.get("logger_state", {})
@@ -376,7 +408,6 @@ class OnPolicyRunner:
             self._env_state_restored = True
             if "episode_running" in logger_state:
                 self._tracker.running.copy_(logger_state["episode_running"])
-        return state.get("infos")
 
     def get_inference_policy(self, device: str | torch.device | None = None) -> Any:
         """Deterministic policy taking the env's observation TensorDict (or a concatenated tensor); a recurrent one

@@ -16,7 +16,7 @@ config edit. Observation groups:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -29,12 +29,38 @@ from tasks.legged.config import VelocityCfg
 from tasks.legged.robot import build_model, by_regex, penalized_sensors
 from tasks.legged.terrain import HeightMap, generate, update_levels
 from tasks.mujoco.task import MujocoTask
+from tasks.wrappers.params import AttributeParam, ModelParam, Parameter
+
+
+class FootFriction(Parameter):
+    """Sliding friction of every foot geom, one value per env: the field the ``foot_friction`` event randomises. The
+    feet are the robot config's ``foot_geoms`` (their names differ between our go1.xml and Menagerie's)."""
+
+    name = "friction"
+
+    def read(self, env: Any) -> torch.Tensor:
+        return env.sim.params["geom_friction"][:, env.foot_geom_ids[0], 0]
+
+    def write(self, env: Any, values: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+        field = env.sim.params["geom_friction"].clone()
+        field[:, env.foot_geom_ids, 0] = values.to(field.device, field.dtype).reshape(-1, 1)
+        env.sim.set_params("geom_friction", field, mask)
+
+    def nominal(self, env: Any) -> float:
+        return float(env.model.geom_friction[env.foot_geom_ids[0], 0])
 
 
 class VelocityTask(MujocoTask):
     cfg: VelocityCfg
     fields = ("sensordata",)
     params = ("geom_friction", "body_mass", "body_ipos")
+    # Names for robustness evaluation (tasks/uncertainty.py), on the fields the events randomise (events.py):
+    # foot friction (set), a payload on the base (kg, added to the model's mass), the motor model's torque multiplier.
+    param_aliases: ClassVar[dict[str, str | Parameter]] = {
+        "friction": FootFriction(),
+        "added_mass": ModelParam("body_mass", "trunk", mode="add", name="added_mass"),
+        "motor_strength": AttributeParam("motor.strength", 1.0, name="motor_strength"),
+    }
 
     # --- model and buffers -------------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ half-width 1.1 cm (1 mm radial clearance), 4 cm deep, in a fixture on the table.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import mujoco
 import torch
@@ -72,6 +73,15 @@ class PegEnv(ArmTask):
     """Peg insertion into a randomly placed hole with 1 mm clearance."""
 
     cfg: PegCfg
+    params = ("body_mass", "geom_friction")
+    # Object parameters for robustness evaluation (tasks/uncertainty.py): the peg (a payload on the flange) and the
+    # friction of the hole's walls. A contact's friction is the larger of its two geoms' (MuJoCo's default), so the
+    # peg's own (0.8) acts only above the walls' (1.0).
+    param_aliases: ClassVar[dict[str, str]] = {
+        "pegmass": "body_mass:peg",
+        "pegfriction": "geom_friction:peg:0",
+        "holefriction": "geom_friction:wall_*:0",
+    }
 
     def edit_spec(self, spec: mujoco.MjSpec) -> None:
         c = self.cfg

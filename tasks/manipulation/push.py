@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import mujoco
 import torch
@@ -84,6 +85,15 @@ class PushEnv(ArmTask):
 
     cfg: PushCfg
     start_center = (0.4, 0.0, 0.2)
+    params = ("body_mass", "geom_friction")
+    # Object parameters for robustness evaluation (tasks/uncertainty.py). A contact's friction is the larger of its two
+    # geoms' (MuJoCo's default), so the block's own friction (0.5) acts only above the table's (1.0): the table's is
+    # the one that sets how the block slides.
+    param_aliases: ClassVar[dict[str, str]] = {
+        "blockmass": "body_mass:block",
+        "blockfriction": "geom_friction:block:0",
+        "tablefriction": "geom_friction:table:0",
+    }
 
     def edit_spec(self, spec: mujoco.MjSpec) -> None:
         block = spec.worldbody.add_body(name="block", pos=[0.5, 0, TABLE_TOP + BLOCK_HALF])

@@ -10,6 +10,7 @@ as gymnasium reads it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from tensordict import TensorDict
@@ -52,6 +53,19 @@ class AntCfg(MujocoTaskCfg):
 class AntEnv(MujocoTask):
     fields = ("xpos", "cfrc_ext")
     params = ("body_mass", "geom_friction")
+    # RRLS's names (rrls/envs/ant.py: body_mass[1..13]). Its ankle masses (bodies 4, 7, 10, 13) have no alias: those
+    # bodies are unnamed in ant.xml, and no RRLS uncertainty set uses them.
+    param_aliases: ClassVar[dict[str, str]] = {
+        "torsomass": "body_mass:torso",
+        "frontleftlegmass": "body_mass:front_left_leg",
+        "frontleftlegauxmass": "body_mass:aux_1",
+        "frontrightlegmass": "body_mass:front_right_leg",
+        "frontrightlegauxmass": "body_mass:aux_2",
+        "backleftlegmass": "body_mass:back_leg",
+        "backleftlegauxmass": "body_mass:aux_3",
+        "backrightlegmass": "body_mass:right_back_leg",
+        "backrightlegauxmass": "body_mass:aux_4",
+    }
 
     def default_model_file(self) -> str:
         return gymnasium_asset("ant.xml")

@@ -6,6 +6,7 @@ obs = (qpos[1:], qvel) (17); reward = Δx/dt − 0.1 Σ a²; reset: qpos0 + U(±
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from tensordict import TensorDict
@@ -33,6 +34,18 @@ class HalfCheetahCfg(MujocoTaskCfg):
 
 class HalfCheetahEnv(MujocoTask):
     params = ("body_mass", "geom_friction")
+    # RRLS's names (rrls/envs/half_cheetah.py: body_mass[1..7]). Its worldfriction writes geom_friction[:, 0], the
+    # sliding friction of EVERY geom (floor and body), unlike Hopper's and Walker2d's floor-only [0, 0]: kept so.
+    param_aliases: ClassVar[dict[str, str]] = {
+        "worldfriction": "geom_friction:*:0",
+        "torsomass": "body_mass:torso",
+        "backthighmass": "body_mass:bthigh",
+        "backshinmass": "body_mass:bshin",
+        "backfootmass": "body_mass:bfoot",
+        "forwardthighmass": "body_mass:fthigh",
+        "forwardshinmass": "body_mass:fshin",
+        "forwardfootmass": "body_mass:ffoot",
+    }
 
     def default_model_file(self) -> str:
         return gymnasium_asset("half_cheetah.xml")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from tensordict import TensorDict
@@ -60,6 +61,14 @@ class Walker2dCfg(HopperCfg):
 
 class HopperEnv(MujocoTask):
     params = ("body_mass", "geom_friction")
+    # RRLS's parameter names (rrls/envs/hopper.py: geom_friction[0, 0], body_mass[1..4]) -> our model's elements.
+    param_aliases: ClassVar[dict[str, str]] = {
+        "worldfriction": "geom_friction:floor:0",
+        "torsomass": "body_mass:torso",
+        "thighmass": "body_mass:thigh",
+        "legmass": "body_mass:leg",
+        "footmass": "body_mass:foot",
+    }
 
     def default_model_file(self) -> str:
         return gymnasium_asset("hopper.xml")
@@ -92,5 +101,17 @@ class HopperEnv(MujocoTask):
 
 
 class Walker2dEnv(HopperEnv):
+    # rrls/envs/walker.py: geom_friction[0, 0], body_mass[1..7] (right leg, then left).
+    param_aliases: ClassVar[dict[str, str]] = {
+        "worldfriction": "geom_friction:floor:0",
+        "torsomass": "body_mass:torso",
+        "thighmass": "body_mass:thigh",
+        "legmass": "body_mass:leg",
+        "footmass": "body_mass:foot",
+        "leftthighmass": "body_mass:thigh_left",
+        "leftlegmass": "body_mass:leg_left",
+        "leftfootmass": "body_mass:foot_left",
+    }
+
     def default_model_file(self) -> str:
         return gymnasium_asset("walker2d_v5.xml")

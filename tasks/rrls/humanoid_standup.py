@@ -8,6 +8,7 @@ qvel + U(±0.01).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from tensordict import TensorDict
@@ -62,6 +63,22 @@ class HumanoidStandupCfg(MujocoTaskCfg):
 class HumanoidStandupEnv(MujocoTask):
     fields = ("cinert", "cvel", "qfrc_actuator", "cfrc_ext")
     params = ("body_mass",)
+    # RRLS's names (rrls/envs/humanoid.py: body_mass[1..13]) -> humanoidstandup.xml's bodies.
+    param_aliases: ClassVar[dict[str, str]] = {
+        "torsomass": "body_mass:torso",
+        "lwaistmass": "body_mass:lwaist",
+        "pelvismass": "body_mass:pelvis",
+        "rightthighmass": "body_mass:right_thigh",
+        "rightshinmass": "body_mass:right_shin",
+        "rightfootmass": "body_mass:right_foot",
+        "leftthighmass": "body_mass:left_thigh",
+        "leftshinmass": "body_mass:left_shin",
+        "leftfootmass": "body_mass:left_foot",
+        "rightupperarmmass": "body_mass:right_upper_arm",
+        "rightlowerarmmass": "body_mass:right_lower_arm",
+        "leftupperarmmass": "body_mass:left_upper_arm",
+        "leftlowerarmmass": "body_mass:left_lower_arm",
+    }
 
     def default_model_file(self) -> str:
         return gymnasium_asset("humanoidstandup.xml")

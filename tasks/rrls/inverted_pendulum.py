@@ -7,6 +7,7 @@ obs = (qpos, qvel) (4); reward 1 per step while |pole angle| ≤ 0.2 (0 on the s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from tensordict import TensorDict
@@ -40,6 +41,8 @@ class InvertedPendulumCfg(MujocoTaskCfg):
 
 class InvertedPendulumEnv(MujocoTask):
     params = ("body_mass",)
+    # RRLS's names (rrls/envs/pendulum.py: body_mass[2] the pole, body_mass[1] the cart).
+    param_aliases: ClassVar[dict[str, str]] = {"polemass": "body_mass:pole", "cartmass": "body_mass:cart"}
 
     def default_model_file(self) -> str:
         return gymnasium_asset("inverted_pendulum.xml")

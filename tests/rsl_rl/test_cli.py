@@ -247,7 +247,12 @@ def test_stored_configs_are_checked_and_never_import_code(edit: Any, message: st
 
 @pytest.mark.parametrize(
     ("command", "not_imported"),
-    [("play", ["rsl_rl.cli.main"]), ("distill", ["rsl_rl.cli.main", "rsl_rl.cli.play"])],
+    [
+        ("play", ["rsl_rl.cli.main"]),
+        ("distill", ["rsl_rl.cli.main", "rsl_rl.cli.play"]),
+        ("train_adversarial", ["rsl_rl.cli.main", "rsl_rl.cli.play"]),
+        ("eval_robust", ["rsl_rl.cli.main", "rsl_rl.cli.play"]),
+    ],
 )
 def test_commands_import_run_support_not_each_other(command: str, not_imported: list[str]) -> None:
     # A fresh interpreter: this process has imported every command already.
@@ -266,3 +271,42 @@ def test_make_run_dir_names_runs_by_task_date_and_run_name(tmp_path: Path) -> No
     assert named.parent == Path("runs") / "pendulum" and re.fullmatch(f"{stamp}_fast", named.name)
     unnamed = make_run_dir("pendulum", "", None)
     assert unnamed.parent == Path("runs") / "pendulum" and re.fullmatch(stamp, unnamed.name)
+
+
+def test_train_with_domain_randomization_draws_the_set_per_env_and_records_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import rsl_rl.runners
+    from tasks.uncertainty import uncertainty_set
+    from tasks.wrappers import DomainRandomization
+    from tasks.wrappers.params import resolve_param
+
+    built: dict[str, Any] = {}
+    make_runner = rsl_rl.runners.make_runner
+
+    def capture(env: Any, agent: Any, run_dir: Any, device: Any, eval_env: Any = None) -> Any:
+        built.update(env=env, eval_env=eval_env)
+        return make_runner(env, agent, run_dir, device, eval_env=eval_env)
+
+    monkeypatch.setattr(rsl_rl.runners, "make_runner", capture)
+    run = tmp_path / "dr"
+    args = ["train", "--task", "hopper", "--run-dir", str(run), "--max-iterations", "1", "--num-envs", "32"]
+    assert main([*args, "--domain-randomization", "3d", "--agent.eval-episodes", "2"]) == 0
+    env, eval_env = built["env"], built["eval_env"]
+    assert isinstance(env, DomainRandomization) and not isinstance(eval_env, DomainRandomization)
+    for name, (lo, hi) in uncertainty_set("hopper", "3d").bounds.items():
+        values = resolve_param(env, name).read(env)
+        assert values.shape == (32,) and bool(((values >= lo) & (values <= hi)).all()), name
+        assert float(values.std()) > 0.1 * (hi - lo), f"{name} is not drawn per env"
+        nominal = resolve_param(eval_env, name).read(eval_env)  # evaluation keeps the nominal model
+        assert torch.allclose(nominal, torch.full_like(nominal, resolve_param(eval_env, name).nominal(eval_env)))
+    state = torch.load(run / "model_0.pt", weights_only=True)
+    assert state["infos"]["domain_randomization"] == "3d"
+
+
+def test_train_rejects_an_unknown_uncertainty_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "--task", "hopper", "--run-dir", str(tmp_path / "r"), "--max-iterations", "1", "--num-envs", "4"]
+    assert main([*args, "--domain-randomization", "9d"]) == 2
+    err = capsys.readouterr().err
+    assert "'9d'" in err and "1d, 2d, 3d" in err
+    assert not (tmp_path / "r" / "model_0.pt").exists()

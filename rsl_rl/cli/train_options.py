@@ -1,0 +1,76 @@
+"""The ``train`` command's options (``TrainOptions``) and the dataclass that adds a task's env and training configs
+to them (``train_args_type``): shared by ``train`` and ``train-adversarial``, so neither imports the other."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from rsl_rl.cli.env_config import checkpoint_env_config
+from rsl_rl.cli.run_support import default_device
+from rsl_rl.registry import TaskSpec
+
+
+@dataclass
+class TrainOptions:
+    """Options shared by every task's ``train`` command."""
+
+    task: str
+    """Registered task name (see ``rsl-rl list-tasks``)."""
+    algo: str = "ppo"
+    """ppo or sac: which of the task's training configs (``agent``) to train with (a resumed run: the checkpoint's)."""
+    run_dir: Path | None = None
+    """Run directory (default: runs/<task>/<date_time>)."""
+    seed: int = 0
+    """Seed of torch, numpy, python and the env."""
+    device: str = dataclasses.field(default_factory=default_device)
+    """cpu, cuda or cuda:N."""
+    num_envs: int | None = None
+    """Parallel envs (overrides env.num_envs)."""
+    max_iterations: int | None = None
+    """Training iterations (overrides agent.max_iterations)."""
+    deterministic: bool = False
+    """Deterministic torch kernels: two runs with the same seed give identical parameters (CPU)."""
+    logger: str | None = None
+    """tensorboard, wandb or none (overrides agent.logger)."""
+    resume: Path | None = None
+    """Checkpoint file or run directory to continue training from (full state, exact resume)."""
+    init_at_random_ep_len: bool = True
+    """Start envs at random points of their episodes so time-outs spread over iterations (fresh runs only)."""
+    threads: int | None = None
+    """torch CPU threads (default: torch's choice)."""
+    reward_classifier: Path | None = None
+    """Train on a learned reward (SERL): a classifier written by ``rsl-rl train-classifier`` replaces the env's reward
+    with its success and ends episodes on success. Evaluation keeps the task's own reward, so runs on the learned and
+    the true reward compare on the same measure."""
+    backend: str | None = None
+    """Simulation backend of MuJoCo tasks: cpu or warp (default: warp on CUDA, cpu otherwise)."""
+    domain_randomization: str | None = None
+    """Train under domain randomisation over one of the task's uncertainty sets (``tasks/uncertainty.py``: 1d, 2d,
+    3d ...): each parameter drawn uniformly per env at every reset, as RRLS's DomainRandomization. Evaluation keeps
+    the task's nominal parameters."""
+
+
+def train_args_type(spec: TaskSpec, resume: str | None = None, algo: str | None = None) -> type:
+    """A dataclass = TrainOptions + ``env`` (the task's env config) + ``agent`` (its training config for ``algo``).
+    With ``resume``, the env config defaults to the one the checkpoint was trained with (``--env.*`` flags still edit
+    it), and the algorithm to the checkpoint's."""
+    env_cfg = spec.env_cfg_for(algo or "ppo")
+    if resume is not None:
+        from rsl_rl.runners.checkpoint import load_checkpoint
+
+        state = load_checkpoint(resume, map_location="cpu")
+        env_cfg = checkpoint_env_config(spec, state)
+        if algo is None:
+            algorithm = str(((state.get("config") or {}).get("algorithm") or {}).get("class_name", "PPO"))
+            algo = "sac" if algorithm.rsplit(".", 1)[-1].rsplit(":", 1)[-1] == "SAC" else "ppo"
+    train_cfg = spec.agent_cfg(algo or "ppo")
+    return dataclasses.make_dataclass(
+        "TrainArgs",
+        [
+            ("env", type(env_cfg), dataclasses.field(default_factory=lambda: env_cfg)),
+            ("agent", type(train_cfg), dataclasses.field(default_factory=lambda: train_cfg)),
+        ],
+        bases=(TrainOptions,),
+    )
