@@ -1,12 +1,13 @@
 """Worst-case evaluation over an RRLS grid: our batched ``evaluate_grid`` vs RRLS's protocol, same exported policy.
 
 Ours: every grid point is one env of a single batched MuJoCo env (``ModifiedParams`` over the task's aliases), all
-stepped at once, the exported ONNX policy run on the whole batch (``rsl-rl eval-robust``'s ``evaluate_grid``). RRLS's
-protocol (``rrls/evaluate.py``: ``generate_evaluation_set`` builds one env per grid point with its parameters written
-on the model, ``change_params``; the evaluation then runs the episodes one env at a time): one gymnasium ``<Task>-v5``
-per grid point, the same parameter writes (``model.geom_friction[floor, 0]``, ``model.body_mass[body]``), episodes
-one env at a time through the same ONNX session, one observation per call, actions clipped to the action space (as
-our task clips them). RRLS itself is not on the package registries: its published code is followed, not imported.
+stepped at once (on the cpu backend only the worlds whose first episode still runs), the exported ONNX policy run on
+the whole batch (``rsl-rl eval-robust``'s ``evaluate_grid``). RRLS's protocol (``rrls/evaluate.py``:
+``generate_evaluation_set`` builds one env per grid point with its parameters written on the model,
+``change_params``; the evaluation then runs the episodes one env at a time): one gymnasium ``<Task>-v5`` per grid
+point, the same parameter writes (``model.geom_friction[floor, 0]``, ``model.body_mass[body]``), episodes one env at
+a time through the same ONNX session, one observation per call, actions clipped to the action space (as our task
+clips them). RRLS itself is not on the package registries: its published code is followed, not imported.
 Both clocks include building the envs.
 
 Then agreement: at a few grid points (the worst of ours, the nominal parameters and random points) both sides run
@@ -69,6 +70,7 @@ def ours(
     """The grid as one batched env (plus the nominal row), the ONNX policy on the batch."""
     start = time.perf_counter()
     env_cfg.num_envs = (values.shape[0] + 1) * episodes
+    env_cfg.sim.nthread = torch.get_num_threads()  # the physics threads (the training run's setting is stored)
     env = ModifiedParams(spec.build(env_cfg, device=torch.device("cpu"), seed=seed), names)
 
     def policy(obs: Any) -> torch.Tensor:
@@ -154,7 +156,7 @@ def main() -> int:
     parser.add_argument("--run", type=Path, required=True, help="run directory (its exported/policy.onnx)")
     parser.add_argument("--set", default="3d")
     parser.add_argument("--points", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch, onnxruntime and (ours) MuJoCo threads")
     parser.add_argument("--agree-points", type=int, default=4)
     parser.add_argument("--agree-episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
@@ -179,7 +181,7 @@ def main() -> int:
     grid_mean_ours = mine["mean"].numpy()
     grid_mean_rrls = theirs["returns"][:, 0]
     print(f"{task} {args.set}: {len(values)} grid points, 1 episode each")
-    print(f"  ours:  {mine['total_seconds']:7.1f} s ({mine['env_steps']:,} env steps stepped, batched)"
+    print(f"  ours:  {mine['total_seconds']:7.1f} s ({int(mine['lengths'].sum()):,} env steps in episodes, batched)"
           f"  worst {mine['worst']:8.1f}  average {mine['average']:8.1f}")  # fmt: skip
     print(
         f"  RRLS:  {theirs['total_seconds']:7.1f} s ({theirs['steps']:,} env steps, envs built in "
@@ -213,7 +215,7 @@ def main() -> int:
         "ours_seconds": mine["total_seconds"],
         "rrls_seconds": theirs["total_seconds"],
         "rrls_build_seconds": theirs["build_seconds"],
-        "ours_env_steps": mine["env_steps"],
+        "ours_env_steps": int(mine["lengths"].sum()),  # the cpu backend steps only the worlds still running
         "rrls_env_steps": theirs["steps"],
         "ours": {"worst": mine["worst"], "average": mine["average"], "nominal": mine["nominal_return"]},
         "rrls": {"worst": float(grid_mean_rrls.min()), "average": float(grid_mean_rrls.mean())},

@@ -134,6 +134,8 @@ class PPO(RslRlLibAlgorithm):
     storage_class: type[RolloutStorage] = RolloutStorage
     loss_keys: tuple[str, ...] = ("value_function", "surrogate")
     """Statistics of :meth:`update` that must be finite; the runner checks them once per iteration."""
+    extra_update_fields: tuple[str, ...] = ()
+    """Per-sample storage fields a subclass's loss reads besides PPO's own (JSRL's ``policy_weight``)."""
 
     def __init__(
         self,
@@ -258,7 +260,7 @@ class PPO(RslRlLibAlgorithm):
         # One [T·N, K] table of every per-sample quantity: a (micro-)batch is then a single row gather.
         sets = ["actor"] + ([] if self.shared_obs else ["critic"])
         fields = sets + ["actions", "action_mean", "action_std", "log_prob", "values", "returns", "advantages"]
-        table, col = s.pack(fields + self.extensions.fields())
+        table, col = s.pack(fields + self.extensions.fields() + list(self.extra_update_fields))
         all_advantages = table[:, col["advantages"]].squeeze(-1)
         # Sums of: surrogate, value loss, entropy, KL, clip fraction; then the count of discarded steps.
         totals = torch.zeros(6, device=self.device)

@@ -77,6 +77,7 @@ def evaluate_grid(
     nominal: Mapping[str, float] | None = None,
     check_every: int = 50,
     max_steps: int | None = None,
+    skip_finished: bool = True,
 ) -> dict[str, Any]:
     """Returns of the first episode of every env, env ``r·episodes + k`` at row ``r`` of ``values [P, d]`` (then the
     ``nominal`` values as row P, if given). ``env``: a :class:`ModifiedParams` managing ``names``, with exactly
@@ -85,6 +86,9 @@ def evaluate_grid(
     The values are set before the initial reset (so it starts from them), again right after it (a task's own
     reset-time randomisation, e.g. go1's motor strength, must not replace them) and pending for each env's next reset.
     The host checks every ``check_every`` steps whether all first episodes have ended; no other sync per step.
+    ``skip_finished``: on a CPU env whose simulator takes a set of worlds to step (``sim.active_worlds``, the cpu
+    backend), only the worlds whose first episode is still running are stepped, after every step (the host owns the
+    data: no sync). The worlds are independent, so the returns are those of stepping all of them.
     Returns ``returns``/``lengths`` ``[rows, episodes]``, ``in_force`` ``[rows, d]`` (read back after the first step),
     ``max_param_deviation`` (largest |value in force − target| of a running episode, read at every check), ``mean``
     per grid point, ``worst``, ``average``, ``nominal_return``, ``steps``, ``env_steps``, ``wall_seconds``.
@@ -107,30 +111,19 @@ def evaluate_grid(
     returns = torch.zeros(n, device=env.device)
     lengths = torch.zeros(n, dtype=torch.long, device=env.device)
     active = torch.ones(n, dtype=torch.bool, device=env.device)
-    deviation = torch.zeros((), device=env.device)
-    in_force = target
     limit = max_steps or env.max_episode_length  # every first episode ends by its time limit
-    steps = 0
-    with torch.no_grad():
-        while steps < limit:
-            obs, reward, terminated, truncated, _ = env.step(policy(obs).to(env.device))
-            returns += torch.where(active, reward.float(), 0.0)
-            lengths += active.long()
-            done = terminated | truncated
-            reset = getattr(policy, "reset", None)
-            if reset is not None:
-                reset(done)
-            active &= ~done
-            steps += 1
-            if steps == 1 or steps % check_every == 0 or steps == limit:
-                params = env.get_params()
-                now = torch.stack([params[name].float() for name in names], -1)
-                if steps == 1:
-                    in_force = now.clone()
-                live = (active | (steps == 1)).unsqueeze(-1)
-                deviation = torch.maximum(deviation, torch.where(live, (now - target).abs(), 0.0).max())
-                if steps % check_every == 0 and not bool(active.any()):
-                    break
+    task = getattr(env, "unwrapped", env)
+    sim = getattr(task, "sim", None) if skip_finished and env.device.type == "cpu" else None
+    if sim is not None and not hasattr(sim, "active_worlds"):
+        sim = None
+    try:
+        with torch.no_grad():
+            steps, in_force, deviation = _run_first_episodes(
+                env, policy, obs, names, target, returns, lengths, active, limit, check_every, sim
+            )
+    finally:
+        if sim is not None:
+            sim.active_worlds = None
     P = values.shape[0]
     ret = returns.reshape(-1, episodes).cpu().double()
     mean = ret[:P].mean(-1)
@@ -151,6 +144,48 @@ def evaluate_grid(
         "env_steps": steps * n,
         "wall_seconds": time.perf_counter() - start,
     }
+
+
+def _run_first_episodes(
+    env: Any,
+    policy: Callable[[TensorDict], torch.Tensor],
+    obs: TensorDict,
+    names: Sequence[str],
+    target: torch.Tensor,
+    returns: torch.Tensor,
+    lengths: torch.Tensor,
+    active: torch.Tensor,
+    limit: int,
+    check_every: int,
+    sim: Any,
+) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """:func:`evaluate_grid`'s loop: accumulates ``returns``/``lengths`` of the ``active`` first episodes in place;
+    returns the steps taken, the parameters in force after the first step and the largest deviation from ``target``."""
+    deviation = torch.zeros((), device=env.device)
+    in_force = target
+    steps = 0
+    while steps < limit:
+        obs, reward, terminated, truncated, _ = env.step(policy(obs).to(env.device))
+        returns += torch.where(active, reward.float(), 0.0)
+        lengths += active.long()
+        done = terminated | truncated
+        reset = getattr(policy, "reset", None)
+        if reset is not None:
+            reset(done)
+        active &= ~done
+        steps += 1
+        if sim is not None:  # a CPU env: reading ``active`` costs no device sync
+            sim.active_worlds = active.nonzero().squeeze(-1).numpy()
+        if steps == 1 or steps % check_every == 0 or steps == limit:
+            params = env.get_params()
+            now = torch.stack([params[name].float() for name in names], -1)
+            if steps == 1:
+                in_force = now.clone()
+            live = (active | (steps == 1)).unsqueeze(-1)
+            deviation = torch.maximum(deviation, torch.where(live, (now - target).abs(), 0.0).max())
+            if steps % check_every == 0 and not bool(active.any()):
+                break
+    return steps, in_force, deviation
 
 
 def plot_grid(result: dict[str, Any], path: Path, title: str) -> None:

@@ -2,11 +2,14 @@
 
     rsl-rl train --task NAME [--algo ppo|sac] [--run-dir DIR] [--seed N] [--device cpu|cuda] [--num-envs N]
                  [--max-iterations N] [--deterministic] [--env.FIELD VALUE ...] [--agent.FIELD VALUE ...]
+                 [--guide CHECKPOINT|RUN_DIR|POLICY.onnx|scripted --jsrl curriculum|random [--jsrl.FIELD VALUE ...]]
     rsl-rl distill --task NAME --teacher CHECKPOINT [--loss mse|huber|kl_forward|kl_reverse|kl_adaptive]
                    [--student-rnn gru|lstm|none] [--history-length K] [--num-envs N] [--max-iterations N]
                    [--run-dir DIR] [--seed N] [--threads N]
     rsl-rl train-classifier --task NAME --data DEMOS.npz [--group G] [--out PATH] [--steps N] [--seed N]
+    rsl-rl bc --task NAME --data DEMOS.npz [--out DIR] [--steps N] [--hidden-dims 64 64] [--seed N]
     rsl-rl play --checkpoint RUN_DIR_OR_FILE [--num-envs N] [--video out.mp4] [--env-set FIELD=VALUE ...]
+                [--jsrl-combined]
     rsl-rl export --checkpoint RUN_DIR_OR_FILE [--out-dir DIR] [--task NAME]
     rsl-rl deploy-sim --policy policy.onnx [--episodes N] [--max-steps N]
     rsl-rl record-demos --task NAME [--source scripted|CHECKPOINT] [--episodes N] [--num-envs M] [--out FILE]
@@ -18,6 +21,11 @@
 
 Each subcommand is a tyro dataclass; ``train`` builds its dataclass after reading ``--task``, so the task's own env and
 training configs are the defaults and every field of them can be overridden from the command line.
+
+Jump-start RL (``train --guide ... --jsrl ...``, issue 15): the guide acts for the first h steps of every episode, then
+the learner; ``--jsrl MODE`` is short for ``--jsrl.mode MODE``. The run's checkpoints record the guide and the
+curriculum, ``--resume`` continues both (``rsl_rl/cli/jsrl_support.py``), and the exported policy is the learner alone
+(what gets deployed); ``play --jsrl-combined`` runs guide then learner.
 """
 
 from __future__ import annotations
@@ -33,26 +41,27 @@ import tyro
 
 from rsl_rl.cli.env_config import config_to_data
 from rsl_rl.cli.run_support import (
-    export_actor,
     export_record,
     finish_run,
     get_task_or_exit,
+    learn_and_export,
     make_run_dir,
     resolve_device,
     seed_everything,
     set_backend,
     task_from_argv,
 )
-from rsl_rl.cli.train_options import TrainOptions, train_args_type
+from rsl_rl.cli.train_options import TrainOptions, expand_jsrl_flag, train_args_type
 from rsl_rl.registry import TaskSpec, get_task, task_names
-from rsl_rl.runners.checkpoint import checkpoint_name
 
 USAGE = """usage: rsl-rl COMMAND [OPTIONS]
 
 commands:
   train        train a policy:            rsl-rl train --task pendulum [--algo sac]
+               with a guide (jump-start RL): rsl-rl train --task pendulum --guide scripted --jsrl curriculum
   distill      teacher -> student:        rsl-rl distill --task pendulum --teacher runs/pendulum/<run>/model_N.pt
   train-classifier   reward classifier (SERL) from demos: rsl-rl train-classifier --task pendulum --data demos.npz
+  bc           behaviour cloning of an MLP actor on demos (a JSRL guide): rsl-rl bc --task pendulum --data demos.npz
   play         run a trained policy:      rsl-rl play --checkpoint runs/pendulum/<run>
   export       ONNX + TorchScript with metadata and a parity check: rsl-rl export --checkpoint runs/pendulum/<run>
   deploy-sim   run an exported policy through the robot runtime in simulation: rsl-rl deploy-sim --policy p.onnx
@@ -80,14 +89,17 @@ def train(argv: Sequence[str]) -> int:
     args_type = train_args_type(spec, task_from_argv(argv, "--resume"), task_from_argv(argv, "--algo"))
     # AvoidSubcommands: the optional dict fields (rnd_cfg, symmetry_cfg, cnn_cfg) stay config-file settings; as tyro
     # subcommands they broke its error message for any mistyped flag ("dict ... requires a default value").
-    args: Any = tyro.cli(args_type, args=list(argv), prog="rsl-rl train", config=(tyro.conf.AvoidSubcommands,))
+    argv = expand_jsrl_flag(argv)  # --jsrl MODE is --jsrl.mode MODE
+    args: Any = tyro.cli(args_type, args=argv, prog="rsl-rl train", config=(tyro.conf.AvoidSubcommands,))
     return run_training(spec, args)
 
 
 def run_training(spec: TaskSpec, args: Any) -> int:
     """Train ``spec`` with the parsed ``args``; writes the run directory and returns an exit code."""
+    from rsl_rl.cli.jsrl_support import jsrl_plan, jsrl_summary, make_guided_runner
     from rsl_rl.runners import make_runner
 
+    plan = jsrl_plan(args.guide, args.jsrl, args.resume)  # None: no guide; checked before anything is built
     env_cfg, agent = args.env, args.agent
     if args.num_envs is not None:
         env_cfg.num_envs = args.num_envs
@@ -109,7 +121,10 @@ def run_training(spec: TaskSpec, args: Any) -> int:
         env = _with_domain_randomization(env, spec.name, args.domain_randomization, args.seed)
     eval_cfg = dataclasses.replace(env_cfg, num_envs=agent.eval_episodes)
     eval_env = spec.build(eval_cfg, device=device, seed=args.seed + 10_000)
-    runner = make_runner(env, agent, run_dir, device, eval_env=eval_env)
+    if plan is None:
+        runner, jsrl = make_runner(env, agent, run_dir, device, eval_env=eval_env), None
+    else:  # jsrl: what the checkpoints record of the guide and the config
+        runner, jsrl = make_guided_runner(plan, spec, env, agent, run_dir, device, eval_env)
     runner.add_git_repo_to_log(__file__)
     # The resolved env config, as plain data: export, play and deploy-sim rebuild the task from it (config.json
     # holds the same data).
@@ -119,20 +134,10 @@ def run_training(spec: TaskSpec, args: Any) -> int:
         runner.checkpoint_infos["reward_classifier"] = str(args.reward_classifier)
     if args.domain_randomization is not None:
         runner.checkpoint_infos["domain_randomization"] = args.domain_randomization
+    if jsrl is not None:
+        runner.checkpoint_infos["jsrl"] = jsrl
     runner.logger.config.update({"task": spec.name, "seed": args.seed, "env": env_data})
-    resumed = args.resume is not None
-    if resumed:
-        runner.load(args.resume)
-        print(f"resumed from {args.resume} at iteration {runner.current_learning_iteration}", file=sys.stderr)
-    remaining = agent.max_iterations - runner.current_learning_iteration if resumed else agent.max_iterations
-    runner.learn(max(remaining, 0), init_at_random_ep_len=args.init_at_random_ep_len and not resumed)
-    checkpoint = run_dir / checkpoint_name(runner.current_learning_iteration)
-    if runner.train_cfg.recurrent:  # deploy.export.export_checkpoint rebuilds MLP actors only
-        report = export_actor(runner, spec, checkpoint, run_dir / "exported", env_cfg)
-    else:
-        from deploy.export import export_checkpoint
-
-        report = export_checkpoint(checkpoint, run_dir / "exported")
+    report = learn_and_export(runner, spec, args, env_cfg, run_dir)
     summary = runner.summary(spec.name)
     summary.update(
         {
@@ -144,6 +149,9 @@ def run_training(spec: TaskSpec, args: Any) -> int:
     )
     algorithm = agent.algorithm.class_name
     summary["algorithm"] = algorithm
+    if jsrl is not None:  # the exported policy is the learner alone: what gets deployed
+        summary["jsrl"].update(jsrl_summary(runner, jsrl))
+        algorithm += f" + JSRL-{jsrl['config']['mode']} ({jsrl['guide']['kind']} guide)"
     finish_run(runner, summary, f"{spec.name}: {algorithm}, {env.num_envs} envs", env, eval_env)
     print(
         f"{spec.name}: {summary['iterations']} iterations, {summary['env_steps']:,} env steps in "
@@ -179,6 +187,12 @@ def distill(argv: Sequence[str]) -> int:
     from rsl_rl.cli.distill import distill as run_distillation
 
     return run_distillation(argv)
+
+
+def bc(argv: Sequence[str]) -> int:
+    from rsl_rl.cli.bc import bc as run_bc
+
+    return run_bc(argv)
 
 
 def train_classifier(argv: Sequence[str]) -> int:
@@ -250,6 +264,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "record-demos": record_demos,
     "distill": distill,
     "train-classifier": train_classifier,
+    "bc": bc,
     "train-adversarial": train_adversarial,
     "eval-robust": eval_robust,
     "provide-rsl-rl-lib": provide_rsl_rl_lib,

@@ -51,6 +51,10 @@ class PlayArgs:
     """Simulation backend of MuJoCo tasks: cpu or warp."""
     env_set: tuple[str, ...] = ()
     """Env-config overrides ``FIELD.PATH=VALUE`` (Python literals), e.g. ``commands.lin_vel_x=(1.0,1.0)``."""
+    jsrl_combined: bool = False
+    """A jump-start RL run: play the combined policy (its guide for the first h steps of every episode, h of the
+    checkpoint's curriculum stage or drawn per episode in random mode, then the learner) instead of the learner
+    alone (what is exported and deployed)."""
 
 
 def play(argv: Sequence[str]) -> int:
@@ -70,6 +74,14 @@ def play(argv: Sequence[str]) -> int:
         set_config_field(env_cfg, assignment)
     env = spec.build(env_cfg, device=device, seed=args.seed)
     runner = acting_runner(env, spec, state, path, device)
+    policy = None  # the runner's deterministic learner
+    if args.jsrl_combined:
+        from rsl_rl.cli.jsrl_support import combined_policy
+
+        policy, description = combined_policy(state, runner.get_inference_policy(device), spec, env, device)
+        print(description)
+    elif "jsrl" in state:
+        print("learner alone (a JSRL run: --jsrl-combined plays its guide, then the learner)")
     frames: list[Any] = []
     worlds = tuple(range(min(args.video_worlds, env.num_envs)))
 
@@ -78,7 +90,7 @@ def play(argv: Sequence[str]) -> int:
 
     if args.video is not None:
         record(env)  # fails early, with the reason, if the task cannot render
-    returns = runner.evaluate(env, callback=record if args.video is not None else None).tolist()
+    returns = runner.evaluate(env, callback=record if args.video is not None else None, policy=policy).tolist()
     for i, ret in enumerate(returns):
         print(f"episode {i}: return {ret:.2f}")
     print(f"mean return over {len(returns)} episodes: {sum(returns) / len(returns):.2f} ({path})")

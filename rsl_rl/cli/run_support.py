@@ -18,7 +18,7 @@ import torch
 
 from rsl_rl.cli.env_config import config_to_data
 from rsl_rl.registry import TaskSpec, get_task
-from rsl_rl.runners.checkpoint import latest_checkpoint, load_checkpoint
+from rsl_rl.runners.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint
 
 # --- devices and seeds ----------------------------------------------------------------------------------------------
 
@@ -190,3 +190,23 @@ def finish_run(runner: Any, summary: dict[str, Any], title: str, *envs: Any) -> 
     runner.logger.close()
     for env in envs:
         env.close()
+
+
+def learn_and_export(runner: Any, spec: TaskSpec, args: Any, env_cfg: Any, run_dir: Path) -> Any:
+    """Resume from ``args.resume`` if given, train the rest of ``max_iterations`` and export the final checkpoint to
+    ``<run_dir>/exported``; the export report. Shared by ``train`` and ``train-adversarial``."""
+    import sys
+
+    agent = runner.train_cfg
+    resumed = args.resume is not None
+    if resumed:
+        runner.load(args.resume)
+        print(f"resumed from {args.resume} at iteration {runner.current_learning_iteration}", file=sys.stderr)
+    remaining = agent.max_iterations - runner.current_learning_iteration if resumed else agent.max_iterations
+    runner.learn(max(remaining, 0), init_at_random_ep_len=args.init_at_random_ep_len and not resumed)
+    checkpoint = run_dir / checkpoint_name(runner.current_learning_iteration)
+    if agent.recurrent:  # deploy.export.export_checkpoint rebuilds MLP actors only
+        return export_actor(runner, spec, checkpoint, run_dir / "exported", env_cfg)
+    from deploy.export import export_checkpoint
+
+    return export_checkpoint(checkpoint, run_dir / "exported")

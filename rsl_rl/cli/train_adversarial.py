@@ -30,10 +30,10 @@ import tyro
 
 from rsl_rl.cli.env_config import config_to_data
 from rsl_rl.cli.run_support import (
-    export_actor,
     export_record,
     finish_run,
     get_task_or_exit,
+    learn_and_export,
     make_run_dir,
     resolve_device,
     seed_everything,
@@ -43,7 +43,6 @@ from rsl_rl.cli.run_support import (
 from rsl_rl.cli.train_options import train_args_type
 from rsl_rl.registry import TaskSpec, task_names
 from rsl_rl.runners.adversarial import AdversarialConfig, AdversarialRunner
-from rsl_rl.runners.checkpoint import checkpoint_name
 
 
 @dataclass
@@ -114,6 +113,8 @@ def run_adversarial_training(spec: TaskSpec, args: Any) -> int:
         raise ValueError("--algo: the protagonist trains with PPO; the adversary's algorithm is --adversary-algo")
     if args.reward_classifier is not None:
         raise ValueError("--reward-classifier is not supported by train-adversarial")
+    if args.guide is not None or args.jsrl.mode:
+        raise ValueError("--guide/--jsrl (jump-start RL) are not supported by train-adversarial")
     env_cfg, agent, adversary_cfg = args.env, args.agent, args.adversary_agent
     if args.num_envs is not None:
         env_cfg.num_envs = args.num_envs
@@ -141,19 +142,7 @@ def run_adversarial_training(spec: TaskSpec, args: Any) -> int:
     runner.checkpoint_infos = {"task": spec.name, "env_cfg": env_data, "adversary": adversary}
     runner.logger.config.update({"task": spec.name, "seed": args.seed, "env": env_data})
     runner.logger.config["adversary"].update(adversary)
-    resumed = args.resume is not None
-    if resumed:
-        runner.load(args.resume)
-        print(f"resumed from {args.resume} at iteration {runner.current_learning_iteration}", file=sys.stderr)
-    remaining = agent.max_iterations - runner.current_learning_iteration if resumed else agent.max_iterations
-    runner.learn(max(remaining, 0), init_at_random_ep_len=args.init_at_random_ep_len and not resumed)
-    checkpoint = run_dir / checkpoint_name(runner.current_learning_iteration)
-    if runner.train_cfg.recurrent:  # deploy.export.export_checkpoint rebuilds MLP actors only
-        report = export_actor(runner, spec, checkpoint, run_dir / "exported", env_cfg)
-    else:
-        from deploy.export import export_checkpoint
-
-        report = export_checkpoint(checkpoint, run_dir / "exported")
+    report = learn_and_export(runner, spec, args, env_cfg, run_dir)
     summary = runner.summary(spec.name)
     summary["adversary"].update(adversary)
     summary.update(

@@ -1,15 +1,48 @@
 """The ``train`` command's options (``TrainOptions``) and the dataclass that adds a task's env and training configs
-to them (``train_args_type``): shared by ``train`` and ``train-adversarial``, so neither imports the other."""
+to them (``train_args_type``): shared by ``train`` and ``train-adversarial``, so neither imports the other.
+
+Jump-start RL (issue 15) is ``--guide SOURCE --jsrl MODE [--jsrl.FIELD VALUE ...]``. tyro gives a nested dataclass
+``--jsrl.FIELD`` flags but cannot also give the bare ``--jsrl MODE``: :func:`expand_jsrl_flag` rewrites it into
+``--jsrl.mode MODE`` before parsing, so both spellings work.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from rsl_rl.cli.env_config import checkpoint_env_config
 from rsl_rl.cli.run_support import default_device
+from rsl_rl.jsrl.schedule import JSRLConfig
 from rsl_rl.registry import TaskSpec
+
+
+@dataclass
+class JSRLOptions(JSRLConfig):
+    """Jump-start RL (``--guide`` acts for the first h steps of every episode, then the learner): ``--jsrl MODE`` is
+    short for ``--jsrl.mode MODE``. The other fields are :class:`rsl_rl.jsrl.JSRLConfig`'s."""
+
+    mode: str = ""
+    """curriculum (h from H to 0 in stages, each advance gated by evaluations of the combined policy) or random (h
+    drawn per episode); empty: no JSRL. Needs --guide."""
+
+    def __post_init__(self) -> None:
+        if self.mode:  # empty: JSRL is off, nothing to validate
+            super().__post_init__()
+
+    def config(self) -> JSRLConfig:
+        """The validated :class:`JSRLConfig` these options describe."""
+        return JSRLConfig(**dataclasses.asdict(self))
+
+
+def expand_jsrl_flag(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``--jsrl MODE`` / ``--jsrl=MODE`` spelled ``--jsrl.mode MODE`` (what tyro parses)."""
+    return [
+        "--jsrl.mode" if arg == "--jsrl" else "--jsrl.mode=" + arg[7:] if arg.startswith("--jsrl=") else arg
+        for arg in argv
+    ]
 
 
 @dataclass
@@ -50,6 +83,12 @@ class TrainOptions:
     """Train under domain randomisation over one of the task's uncertainty sets (``tasks/uncertainty.py``: 1d, 2d,
     3d ...): each parameter drawn uniformly per env at every reset, as RRLS's DomainRandomization. Evaluation keeps
     the task's nominal parameters."""
+    guide: str | None = None
+    """Jump-start RL's guide (with --jsrl MODE): a checkpoint file or run directory (its latest checkpoint; PPO, SAC
+    or ``rsl-rl bc``), an exported .onnx file, or ``scripted`` (the task's scripted controller). A resumed JSRL run
+    re-reads the guide its checkpoint records unless this is given again."""
+    jsrl: JSRLOptions = dataclasses.field(default_factory=JSRLOptions)
+    """Jump-start RL: --jsrl curriculum|random, and its settings."""
 
 
 def train_args_type(spec: TaskSpec, resume: str | None = None, algo: str | None = None) -> type:

@@ -164,7 +164,8 @@ class RunLogger(Logger):
         atomic_write(Path(self.log_dir) / "summary.json", lambda f: f.write(text.encode()))
 
     def write_curves(self, title: str) -> Path | None:
-        """Plot mean return against env steps and wall-clock, and the losses, into ``curves.png``."""
+        """Plot mean return against env steps and wall-clock, and the losses, into ``curves.png``; a jump-start RL
+        run (``jsrl/*`` records) adds the combined policy's evaluations and a panel of h and the guide's share."""
         if self.log_dir is None or not self.history:
             return None
         import matplotlib
@@ -177,12 +178,15 @@ class RunLogger(Logger):
         wall = [r["wall_seconds"] for r in h]
         ret = [r["last_mean_return"] for r in h]
         evals = [(r["env_steps"], r["wall_seconds"], r["eval_mean_return"]) for r in h if "eval_mean_return" in r]
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+        jsrl = any("jsrl/guide_share" in r for r in h)
+        fig, axes = plt.subplots(1, 4 if jsrl else 3, figsize=(20 if jsrl else 15, 4))
         axes[0].plot(steps, ret, label="train (stochastic)")
         axes[1].plot(wall, ret, label="train (stochastic)")
         if evals:
             axes[0].plot([e[0] for e in evals], [e[2] for e in evals], "o-", label="eval (deterministic)")
             axes[1].plot([e[1] for e in evals], [e[2] for e in evals], "o-", label="eval (deterministic)")
+        if jsrl:
+            _plot_jsrl(axes[0], axes[3], h, steps)
         axes[0].set_xlabel("env steps")
         axes[1].set_xlabel("wall-clock seconds")
         for ax in axes[:2]:
@@ -206,3 +210,26 @@ class RunLogger(Logger):
         atomic_write(path, write)
         plt.close(fig)
         return path
+
+
+def _plot_jsrl(returns: Any, panel: Any, history: list[dict[str, Any]], steps: list[float]) -> None:
+    """Jump-start RL: the combined policy π_h's evaluations beside the returns; the guide's share of the collected
+    steps (left axis) and the switch step h (right axis; the curriculum's stage in the legend) against env steps."""
+    combined = [
+        (x, r["jsrl/combined_return"]) for x, r in zip(steps, history, strict=True) if "jsrl/combined_return" in r
+    ]
+    if combined:
+        returns.plot([c[0] for c in combined], [c[1] for c in combined], "s--", label="eval π_h (guide then learner)")
+    panel.plot(steps, [r.get("jsrl/guide_share", math.nan) for r in history], color="C0", label="guide share")
+    panel.set_ylim(-0.02, 1.02)
+    panel.set_ylabel("guide's share of steps")
+    panel.set_xlabel("env steps")
+    panel.grid(alpha=0.3)
+    twin = panel.twinx()
+    stages = {int(r["jsrl/stage"]) for r in history if "jsrl/stage" in r}
+    label = f"h (stage {min(stages)} to {max(stages)})" if stages else "h (mean of the episodes' draws)"
+    twin.plot(steps, [r.get("jsrl/h", math.nan) for r in history], color="C1", drawstyle="steps-post", label=label)
+    twin.set_ylabel("switch step h")
+    lines = panel.get_lines() + twin.get_lines()
+    panel.legend(lines, [line.get_label() for line in lines])
+    panel.set_title("jump-start RL")

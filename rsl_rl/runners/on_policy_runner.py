@@ -43,11 +43,18 @@ ExportHook = Callable[["OnPolicyRunner", Path], None]
 
 
 def build_ppo(
-    obs: TensorDict, num_envs: int, num_actions: int, cfg: TrainConfig, device: torch.device, env: Any = None
+    obs: TensorDict,
+    num_envs: int,
+    num_actions: int,
+    cfg: TrainConfig,
+    device: torch.device,
+    env: Any = None,
+    ppo_class: type[PPO] = PPO,
 ) -> PPO:
     """Actor, critic and PPO for a config (:class:`RecurrentPPO` if either model is an RNN); ``obs`` gives the groups'
     widths. Also what rsl-rl-lib's ``PPO.construct_algorithm`` builds. ``env``: the user's env object, which RND reads
-    its ``step_dt`` from and the symmetry function receives (needed only with ``rnd_cfg`` / ``symmetry_cfg``)."""
+    its ``step_dt`` from and the symmetry function receives (needed only with ``rnd_cfg`` / ``symmetry_cfg``).
+    ``ppo_class``: the feed-forward algorithm class, a subclass of PPO with the same constructor (JSRL's)."""
     image_sets = [name for name, c in (("actor", cfg.actor), ("critic", cfg.critic)) if isinstance(c, CNNConfig)]
     obs_groups = resolve_obs_groups(obs, cfg.obs_groups, ("actor", "critic"), image_sets)
     if cfg.algorithm.rnd_cfg is not None:  # the groups RND reads: rsl-rl-lib's "rnd_state" set
@@ -62,7 +69,7 @@ def build_ppo(
     )
     # After the models, as rsl-rl-lib (its PPO builds RND): the same seed gives the same initial weights.
     ext = build_extensions(cfg.algorithm.rnd_cfg, cfg.algorithm.symmetry_cfg, obs, obs_groups, env, device)
-    return RecurrentPPO(actor, critic, *args, **ext) if cfg.recurrent else PPO(actor, critic, *args, **ext)
+    return RecurrentPPO(actor, critic, *args, **ext) if cfg.recurrent else ppo_class(actor, critic, *args, **ext)
 
 
 class OnPolicyRunner:

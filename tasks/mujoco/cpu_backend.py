@@ -144,9 +144,10 @@ class BatchBackend(HostMirror):
         self.batch.warning[:, _BAD_STATE_WARNINGS, 1] = 0
         return warned
 
-    def step(self) -> torch.Tensor:
+    def step(self, ids: np.ndarray | None = None) -> torch.Tensor:
+        """``ids``: the worlds to advance (``Simulator.active_worlds``); None: all."""
         self._push_inputs()
-        self.batch.step(nstep=self.decimation)
+        self.batch.step(ids, nstep=self.decimation)
         qpos, qvel = self._host["qpos"], self._host["qvel"]
         # Non-finite state, or a MuJoCo bad-state warning since the last step (MuJoCo then reset that world itself).
         warned = torch.from_numpy(self._take_warnings())

@@ -169,7 +169,9 @@ class ThreadPoolBackend(HostMirror):
         for i in range(lo, hi):
             self._refresh(thread, i, step=True)
 
-    def step(self) -> torch.Tensor:
+    def step(self, ids: np.ndarray | None = None) -> torch.Tensor:
+        """Advances every world: ``ids`` (``Simulator.active_worlds``) is only a hint, not used here."""
+        del ids
         self._push_inputs()
         if self._pool is None:
             self._step_range(0, 0, self.num_worlds)

@@ -123,6 +123,10 @@ class Simulator:
             self.backend = WarpBackend(*args)
         self.data: dict[str, torch.Tensor] = self.backend.data
         self.params: dict[str, torch.Tensor] = self.backend.params
+        self.active_worlds: np.ndarray | None = None
+        """Host ids of the worlds :meth:`step` must advance; None: all. A hint for evaluation (``evaluate_grid``):
+        once a world's episode no longer counts, its physics is wasted work. The cpu backend (``mujoco.batch``) then
+        steps only these worlds and leaves the others as they are; the others step every world regardless."""
         self.dtype = self.data["qpos"].dtype
         self._site_dofs: dict[int, tuple[int, torch.Tensor]] = {}  # site -> (root body, dofs that move it), cached
         self._mass_index: tuple[torch.Tensor, torch.Tensor] | None = None  # (row, column) of each entry of M
@@ -252,7 +256,7 @@ class Simulator:
         A world is unstable when its state became non-finite or MuJoCo flagged a bad state (MuJoCo then resets the world
         itself); every such event is reported once, in the step it happens. The caller resets and counts such worlds.
         """
-        return self.backend.step()
+        return self.backend.step(self.active_worlds)
 
     def take_counts(self) -> dict[str, torch.Tensor]:
         """Backend events since the last call, as device scalars (no host sync): on warp, ``contact_overflow`` (steps in

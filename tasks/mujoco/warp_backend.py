@@ -89,7 +89,9 @@ class WarpBackend:
         if self.need_rne:
             self.mjw.rne_postconstraint(self.m, self.d)
 
-    def step(self) -> torch.Tensor:
+    def step(self, ids: object = None) -> torch.Tensor:
+        """Advances every world (one graph for all): ``ids`` (``Simulator.active_worlds``) is only a hint."""
+        del ids
         if self._graph is not None:
             self.wp.capture_launch(self._graph)
         else:

@@ -39,6 +39,7 @@ from tensordict import TensorDict
 
 from rsl_rl.env import Env, StepResult
 from rsl_rl.modules.reward_classifier import RewardClassifier
+from tasks.wrappers.base import Wrapper
 
 
 def _rows(mask: torch.Tensor, a: TensorDict, b: TensorDict) -> TensorDict:
@@ -46,7 +47,7 @@ def _rows(mask: torch.Tensor, a: TensorDict, b: TensorDict) -> TensorDict:
     return a.apply(lambda x, y: torch.where(mask.view(-1, *([1] * (x.dim() - 1))), x, y), b)
 
 
-class RewardClassifierWrapper(Env):
+class RewardClassifierWrapper(Wrapper):
     """An :class:`~rsl_rl.env.Env` whose reward is a classifier's success (AND an optional state check)."""
 
     def __init__(
@@ -67,32 +68,12 @@ class RewardClassifierWrapper(Env):
                 f"{type(env).__name__} has no reset_envs(mask): RewardClassifierWrapper cannot end episodes on success "
                 "(use a BatchedTask env, or terminate_on_success=False)"
             )
-        self.env = env
+        super().__init__(env)
         self.classifier = classifier.to(env.device).eval()
         self.group = classifier.cfg.group
         self.state_check = state_check
         self.terminate_on_success = terminate_on_success
         self.reward_on_success = float(reward_on_success)
-        self.num_envs = env.num_envs
-        self.num_actions = env.num_actions
-        self.device = env.device
-        self.max_episode_length = env.max_episode_length
-        self.step_dt = env.step_dt
-        self.cfg = env.cfg
-
-    @property
-    def episode_length_buf(self) -> torch.Tensor:
-        return self.env.episode_length_buf
-
-    @episode_length_buf.setter
-    def episode_length_buf(self, value: torch.Tensor) -> None:
-        self.env.episode_length_buf = value
-
-    def reset(self) -> TensorDict:
-        return self.env.reset()
-
-    def get_observations(self) -> TensorDict:
-        return self.env.get_observations()
 
     def step(self, actions: torch.Tensor) -> StepResult:
         obs, true_reward, terminated, truncated, extras = self.env.step(actions)
@@ -134,23 +115,3 @@ class RewardClassifierWrapper(Env):
         sums = getattr(env, "episode_sums", None)
         if isinstance(sums, torch.Tensor):
             env.episode_sums = torch.where(mask.view(-1, *([1] * (sums.dim() - 1))), 0.0, sums)
-
-    # --- the rest of the contract: the inner env's --------------------------------------------------------------
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.env.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.env.load_state_dict(state)
-
-    def deployment_spec(self) -> dict[str, Any]:
-        return self.env.deployment_spec()
-
-    def action_bounds(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        return self.env.action_bounds()
-
-    def render(self, worlds: tuple[int, ...] = (0,), width: int = 640, height: int = 480) -> Any:
-        return self.env.render(worlds, width, height)
-
-    def close(self) -> None:
-        self.env.close()

@@ -252,6 +252,7 @@ def test_stored_configs_are_checked_and_never_import_code(edit: Any, message: st
         ("distill", ["rsl_rl.cli.main", "rsl_rl.cli.play"]),
         ("train_adversarial", ["rsl_rl.cli.main", "rsl_rl.cli.play"]),
         ("eval_robust", ["rsl_rl.cli.main", "rsl_rl.cli.play"]),
+        ("bc", ["rsl_rl.cli.main", "rsl_rl.cli.play"]),
     ],
 )
 def test_commands_import_run_support_not_each_other(command: str, not_imported: list[str]) -> None:
