@@ -92,9 +92,10 @@ TASKS = (
     ("inverted-pendulum", InvertedPendulumEnv, InvertedPendulumCfg, "InvertedPendulum-v5: cart-pole balance"),
     ("humanoid-standup", HumanoidStandupEnv, HumanoidStandupCfg, "HumanoidStandup-v5: stand up from the ground"),
 )
-# HalfCheetah at 1 M steps: σ = 1 gave 4,031 / 1,235 / 1,460 / 1,703 (seeds 0-3), σ = 0.3 a 5-seed mean of 3,203
-# (bench/RESULTS.md). rl-baselines3-zoo's tuned PPO starts HalfCheetah, Hopper and HumanoidStandup at σ = e^-2.
-INIT_STD = {"halfcheetah": 0.3}
+# At 1 M steps (bench/RESULTS.md): HalfCheetah σ = 1 gave 4,031 / 1,235 / 1,460 / 1,703 (seeds 0-3), σ = 0.3 a
+# 5-seed mean of 3,203; Ant σ = 1 gave 4 / 6 / 4 (no learning), σ = 0.3 1,118 / 1,555. rl-baselines3-zoo's tuned PPO
+# starts HalfCheetah, Hopper and HumanoidStandup at σ = e^-2.
+INIT_STD = {"halfcheetah": 0.3, "ant": 0.3}
 for name, env_cls, cfg_cls, description in TASKS:
     train_cfg = locomotion_train_cfg(init_std=INIT_STD.get(name, 1.0))
     register(TaskSpec(name, env_cls, cfg_cls, train_cfg, description, sac_train_cfg=locomotion_sac_cfg))
