@@ -116,11 +116,32 @@ def evaluate_grid(
     sim = getattr(task, "sim", None) if skip_finished and env.device.type == "cpu" else None
     if sim is not None and not hasattr(sim, "active_worlds"):
         sim = None
+    deviation = torch.zeros((), device=env.device)
+    in_force = target
+    steps = 0
     try:
         with torch.no_grad():
-            steps, in_force, deviation = _run_first_episodes(
-                env, policy, obs, names, target, returns, lengths, active, limit, check_every, sim
-            )
+            while steps < limit:
+                obs, reward, terminated, truncated, _ = env.step(policy(obs).to(env.device))
+                returns += torch.where(active, reward.float(), 0.0)
+                lengths += active.long()
+                done = terminated | truncated
+                reset = getattr(policy, "reset", None)
+                if reset is not None:
+                    reset(done)
+                active &= ~done
+                steps += 1
+                if sim is not None:  # a CPU env: reading ``active`` costs no device sync
+                    sim.active_worlds = active.nonzero().squeeze(-1).numpy()
+                if steps == 1 or steps % check_every == 0 or steps == limit:
+                    params = env.get_params()
+                    now = torch.stack([params[name].float() for name in names], -1)
+                    if steps == 1:
+                        in_force = now.clone()
+                    live = (active | (steps == 1)).unsqueeze(-1)
+                    deviation = torch.maximum(deviation, torch.where(live, (now - target).abs(), 0.0).max())
+                    if steps % check_every == 0 and not bool(active.any()):
+                        break
     finally:
         if sim is not None:
             sim.active_worlds = None
@@ -144,48 +165,6 @@ def evaluate_grid(
         "env_steps": steps * n,
         "wall_seconds": time.perf_counter() - start,
     }
-
-
-def _run_first_episodes(
-    env: Any,
-    policy: Callable[[TensorDict], torch.Tensor],
-    obs: TensorDict,
-    names: Sequence[str],
-    target: torch.Tensor,
-    returns: torch.Tensor,
-    lengths: torch.Tensor,
-    active: torch.Tensor,
-    limit: int,
-    check_every: int,
-    sim: Any,
-) -> tuple[int, torch.Tensor, torch.Tensor]:
-    """:func:`evaluate_grid`'s loop: accumulates ``returns``/``lengths`` of the ``active`` first episodes in place;
-    returns the steps taken, the parameters in force after the first step and the largest deviation from ``target``."""
-    deviation = torch.zeros((), device=env.device)
-    in_force = target
-    steps = 0
-    while steps < limit:
-        obs, reward, terminated, truncated, _ = env.step(policy(obs).to(env.device))
-        returns += torch.where(active, reward.float(), 0.0)
-        lengths += active.long()
-        done = terminated | truncated
-        reset = getattr(policy, "reset", None)
-        if reset is not None:
-            reset(done)
-        active &= ~done
-        steps += 1
-        if sim is not None:  # a CPU env: reading ``active`` costs no device sync
-            sim.active_worlds = active.nonzero().squeeze(-1).numpy()
-        if steps == 1 or steps % check_every == 0 or steps == limit:
-            params = env.get_params()
-            now = torch.stack([params[name].float() for name in names], -1)
-            if steps == 1:
-                in_force = now.clone()
-            live = (active | (steps == 1)).unsqueeze(-1)
-            deviation = torch.maximum(deviation, torch.where(live, (now - target).abs(), 0.0).max())
-            if steps % check_every == 0 and not bool(active.any()):
-                break
-    return steps, in_force, deviation
 
 
 def plot_grid(result: dict[str, Any], path: Path, title: str) -> None:
