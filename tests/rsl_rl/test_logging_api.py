@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import pickle
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,8 @@ def wandb_records(run_dir: Path) -> list[Any]:
             pos += left
             continue
         length, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6]
+        if pos + 7 + length > len(data):
+            break  # a chunk the writer is still appending
         pending += data[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind in (1, 4):
@@ -64,9 +67,26 @@ def wandb_records(run_dir: Path) -> list[Any]:
     return records
 
 
+def wandb_finished_records(run_dir: Path, timeout: float = 60.0) -> list[Any]:
+    """The run's records once wandb-core has written its closing ``exit`` record.
+
+    ``run.finish()`` returns when the core process acknowledged the exit; on a loaded machine its writer may still be
+    appending to the file, so the reader waits for the file to end with ``exit`` (it names what it found otherwise).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        records = wandb_records(run_dir)
+        kinds = [record.WhichOneof("record_type") for record in records]
+        if kinds and kinds[-1] == "exit":
+            return records
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the offline run never wrote its exit record in {timeout} s; it holds {kinds}")
+        time.sleep(0.2)
+
+
 def wandb_history(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     history: dict[str, list[tuple[int, float]]] = {}
-    for record in wandb_records(run_dir):
+    for record in wandb_finished_records(run_dir):
         if record.WhichOneof("record_type") == "history":
             for item in record.history.item:
                 key = item.key or "/".join(item.nested_key)
@@ -77,7 +97,7 @@ def wandb_history(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 def wandb_config(run_dir: Path) -> dict[str, Any]:
     config: dict[str, Any] = {}
-    for record in wandb_records(run_dir):
+    for record in wandb_finished_records(run_dir):
         kind = record.WhichOneof("record_type")
         if kind in ("run", "config"):  # the config given to wandb.init, then its updates
             for item in (record.run.config if kind == "run" else record.config).update:
@@ -199,6 +219,7 @@ def test_wandb_offline_run_holds_scalars_config_and_checkpoints(tmp_path: Path, 
 
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     history = wandb_history(run_dir)
+    assert "Loss/value_function" in history, f"history keys: {sorted(history)}"
     logged = history["Loss/value_function"]
     assert [step for step, _ in logged] == [0, 1]
     assert [value for _, value in logged] == pytest.approx([r["value_function"] for r in runner.logger.history])
