@@ -34,8 +34,9 @@ from rsl_rl.modules import RNNConfig
 from rsl_rl.modules.distribution import gaussian_entropy, gaussian_log_prob
 from rsl_rl.runners import make_runner
 from rsl_rl.runners.config import SACTrainConfig, TrainConfig
-from tasks.classic import pendulum_sac_cfg, pendulum_train_cfg
+from tasks.classic import pendulum_sac_cfg, pendulum_train_cfg, point_maze_train_cfg
 from tasks.classic.pendulum import PendulumCfg, PendulumEnv, swing_up_controller
+from tasks.classic.point_maze import PointMazeCfg, PointMazeEnv, point_maze_guide
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,11 +70,11 @@ def constant_guide(value: float) -> Any:
 
 
 def runner_for(
-    env: PendulumEnv,
+    env: PendulumEnv | PointMazeEnv,
     cfg: TrainConfig | SACTrainConfig,
     guide: Any,
     jsrl: JSRLConfig,
-    eval_env: PendulumEnv | None = None,
+    eval_env: PendulumEnv | PointMazeEnv | None = None,
     log_dir: Path | None = None,
 ) -> JSRLRunner:
     eval_env = eval_env or pendulum(4, env.max_episode_length, seed=99)
@@ -259,6 +260,30 @@ def test_at_h_equal_H_the_combined_policy_is_the_guide() -> None:
         assert runner.evaluate(pendulum(16, seed=5)).mean() < alone.mean() - 300.0
         # At h = 0 it is the learner.
         assert torch.equal(runner.evaluate_combined(pendulum(16, seed=5), h=0), runner.evaluate(pendulum(16, seed=5)))
+
+
+@pytest.mark.parametrize("mistake_prob", [0.0, 0.3])
+def test_at_h_equal_H_the_combined_policy_succeeds_exactly_as_often_as_the_guide(mistake_prob: float) -> None:
+    """On the sparse point-maze: with h = H = the episode length the combined policy's success is the guide's, episode
+    by episode: 1.0 for the perfect guide, its ~70 % for the task's imperfect one; the untrained learner alone: ~0."""
+    cfg = point_maze_train_cfg()
+    cfg.logger, cfg.stop_at_return = "none", None
+    env = PointMazeEnv(PointMazeCfg(num_envs=8, guide_mistake_prob=mistake_prob), seed=0)
+    guide = point_maze_guide(env)
+
+    def maze(seed: int) -> PointMazeEnv:
+        return PointMazeEnv(PointMazeCfg(num_envs=128, guide_mistake_prob=mistake_prob), seed=seed)
+
+    runner = runner_for(env, cfg, guide, JSRLConfig(), eval_env=maze(99))
+    assert runner.curriculum.h == 500
+    combined = runner.evaluate_combined(maze(7))
+    alone = runner.evaluate(maze(7), policy=GuideAlone(guide))
+    assert torch.equal(combined, alone)
+    if mistake_prob == 0.0:
+        assert combined.mean() == 1.0
+    else:
+        assert 0.6 < combined.mean() < 0.8
+    assert runner.evaluate(maze(7)).mean() < 0.1
 
 
 def test_combined_evaluation_runs_eval_episodes_in_rounds_of_the_eval_batch() -> None:
