@@ -47,6 +47,9 @@ class TaskSpec:
     scripted_policy: Callable[[Env], Callable[[TensorDict], torch.Tensor]] | None = None
     """Factory of a scripted controller acting on the observation batch (``controller(obs) -> actions [N, A]``, env
     units); ``rsl-rl record-demos --source scripted`` uses it. None: the task has none."""
+    jsrl_horizon: int = 0
+    """Jump-start RL's H when ``--jsrl.horizon`` is not given: the typical episode length of a guide that succeeds
+    (jsrl.md: H = the guide's typical episode length); 0: the env's episode length."""
 
     def env_cfg_for(self, algo: str) -> Any:
         """The default env config of the task when trained with ``algo``."""

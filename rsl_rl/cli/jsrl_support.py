@@ -131,7 +131,10 @@ def make_guided_runner(
             f"(the task's config has {agent.eval_interval})"
         )
     guide, record = build_guide(plan.guide, spec, env, device)
-    runner = make_jsrl_runner(env, agent, guide, plan.config, run_dir, device, eval_env)
+    config = plan.config
+    if config.horizon == 0 and spec.jsrl_horizon > 0:  # the task's H; recorded, so a resume keeps it
+        config = dataclasses.replace(config, horizon=spec.jsrl_horizon)
+    runner = make_jsrl_runner(env, agent, guide, config, run_dir, device, eval_env)
     runner.logger.config["jsrl"]["guide"] = record  # config.json
     return runner, {"guide": record, "config": dataclasses.asdict(runner.jsrl_cfg), "horizon": runner.horizon}
 

@@ -27,6 +27,9 @@ class JSRLOptions(JSRLConfig):
     mode: str = ""
     """curriculum (h from H to 0 in stages, each advance gated by evaluations of the combined policy) or random (h
     drawn per episode); empty: no JSRL. Needs --guide."""
+    horizon: int = 0
+    """H, the guide's steps at the first stage and the upper end of the random draws; 0: the task's own H (its
+    guide's typical episode length: 100 on point-maze) or, for a task without one, the episode length."""
 
     def __post_init__(self) -> None:
         if self.mode:  # empty: JSRL is off, nothing to validate

@@ -107,6 +107,22 @@ def test_train_with_the_scripted_guide_records_and_logs_jsrl(tmp_path: Path, alg
     assert (run / "exported" / "policy.onnx").stat().st_size > 0
 
 
+@pytest.mark.parametrize(("flags", "horizon"), [((), 100), (("--jsrl.horizon", "7"), 7)])
+def test_the_tasks_own_horizon_applies_unless_one_is_given(
+    tmp_path: Path, flags: tuple[str, ...], horizon: int
+) -> None:
+    """point-maze declares H = 100 (its guide's typical episode length, not the 500-step episode); ``--jsrl.horizon``
+    replaces it, and the checkpoint records the H used, so a resume keeps it. (Pendulum, without one: 200 above.)"""
+    run = tmp_path / "run"
+    cmd = ["train", "--task", "point-maze", "--run-dir", str(run), *ENVS, "--max-iterations", "1", "--logger", "none"]
+    cmd += ["--agent.num-steps-per-env", "8", "--agent.eval-episodes", "16", "--guide", "scripted", "--jsrl", "random"]
+    assert main([*cmd, *flags]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["jsrl"]["horizon"] == horizon
+    state = load_checkpoint(run / f"model_{summary['iterations'] - 1}.pt")
+    assert state["jsrl"]["config"]["horizon"] == horizon == state["jsrl"]["horizon"]
+
+
 def test_guides_from_a_run_directory_and_an_onnx_file(tmp_path: Path, prior_run: Path) -> None:
     base = ["--max-iterations", "2", "--logger", "none", "--jsrl", "random"]
     train(tmp_path / "ckpt", "--guide", str(prior_run), *base)
