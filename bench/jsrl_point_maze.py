@@ -82,7 +82,7 @@ def onnx_policy(path: Path) -> Any:
     name = session.get_inputs()[0].name
 
     def act(obs: Any) -> torch.Tensor:
-        (actions,) = session.run(None, {name: obs["policy"].numpy().astype(np.float32)})[:1]
+        actions = session.run(None, {name: obs["policy"].numpy().astype(np.float32)})[0]
         return torch.from_numpy(np.asarray(actions))
 
     return act
@@ -99,7 +99,7 @@ def kl_stats(run_dir: Path, window: int) -> dict[str, float]:
 
 def run(variant: str, seed: int, threads: int, max_iterations: int, out: Path, kl_window: int) -> dict[str, Any]:
     run_dir = out / f"{variant}_s{seed}"
-    cmd = [str(ROOT / ".venv" / "bin" / "rsl-rl"), "train", "--task", "point-maze", "--seed", str(seed)]
+    cmd = [str(Path(sys.executable).parent / "rsl-rl"), "train", "--task", "point-maze", "--seed", str(seed)]
     cmd += ["--threads", str(threads), "--run-dir", str(run_dir), "--max-iterations", str(max_iterations)]
     cmd += ["--logger", "tensorboard", *VARIANTS[variant]]
     timing = run_dir / "process_seconds.txt"
