@@ -117,8 +117,12 @@ def run_training(spec: TaskSpec, args: Any) -> int:
     env = spec.build(env_cfg, device=device, seed=args.seed)
     if args.reward_classifier is not None:
         env = _with_learned_reward(env, args.reward_classifier, device)
+    if args.domain_randomization is None and args.domain_randomization_nominal != 0.0:
+        raise ValueError("--domain-randomization-nominal needs --domain-randomization SET")
     if args.domain_randomization is not None:
-        env = _with_domain_randomization(env, spec.name, args.domain_randomization, args.seed)
+        env = _with_domain_randomization(
+            env, spec.name, args.domain_randomization, args.seed, args.domain_randomization_nominal
+        )
     eval_cfg = dataclasses.replace(env_cfg, num_envs=agent.eval_episodes)
     eval_env = spec.build(eval_cfg, device=device, seed=args.seed + 10_000)
     if plan is None:
@@ -134,6 +138,7 @@ def run_training(spec: TaskSpec, args: Any) -> int:
         runner.checkpoint_infos["reward_classifier"] = str(args.reward_classifier)
     if args.domain_randomization is not None:
         runner.checkpoint_infos["domain_randomization"] = args.domain_randomization
+        runner.checkpoint_infos["domain_randomization_nominal"] = args.domain_randomization_nominal
     if jsrl is not None:
         runner.checkpoint_infos["jsrl"] = jsrl
     runner.logger.config.update({"task": spec.name, "seed": args.seed, "env": env_data})
@@ -171,13 +176,14 @@ def _with_learned_reward(env: Any, path: Path, device: torch.device) -> Any:
     return RewardClassifierWrapper(env, RewardClassifier.load(path, device=device))
 
 
-def _with_domain_randomization(env: Any, task: str, set_name: str, seed: int) -> Any:
-    """``env`` with the parameters of the task's uncertainty set ``set_name`` drawn uniformly at every reset."""
+def _with_domain_randomization(env: Any, task: str, set_name: str, seed: int, nominal_fraction: float = 0.0) -> Any:
+    """``env`` with the parameters of the task's uncertainty set ``set_name`` drawn uniformly at every reset (kept
+    nominal with probability ``nominal_fraction``)."""
     from tasks.uncertainty import uncertainty_set
     from tasks.wrappers import DomainRandomization
 
     bounds = uncertainty_set(task, set_name).bounds
-    return DomainRandomization(env, bounds, seed=seed)
+    return DomainRandomization(env, bounds, seed=seed, nominal_fraction=nominal_fraction)
 
 
 # --- distill --------------------------------------------------------------------------------------------------------

@@ -86,6 +86,9 @@ class TrainOptions:
     """Train under domain randomisation over one of the task's uncertainty sets (``tasks/uncertainty.py``: 1d, 2d,
     3d ...): each parameter drawn uniformly per env at every reset, as RRLS's DomainRandomization. Evaluation keeps
     the task's nominal parameters."""
+    domain_randomization_nominal: float = 0.0
+    """With --domain-randomization: the probability that an env keeps the task's nominal parameters at a reset
+    instead of drawing from the set (for sets that exclude the nominal point, e.g. Hopper's torso mass)."""
     guide: str | None = None
     """Jump-start RL's guide (with --jsrl MODE): a checkpoint file or run directory (its latest checkpoint; PPO, SAC
     or ``rsl-rl bc``), an exported .onnx file, or ``scripted`` (the task's scripted controller). A resumed JSRL run

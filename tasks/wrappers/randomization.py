@@ -7,6 +7,12 @@ Per parameter ``p`` with bounds ``[lo, hi]`` and ``u ~ U(0, 1)`` drawn per env:
     log-uniform  p = exp(log lo + (log hi − log lo) · u)      (lo > 0: equal odds for every factor of 2, for masses
                                                               or frictions that span orders of magnitude)
 
+With ``nominal_fraction = q > 0`` each draw keeps, per env and with probability ``q``, the values the env had when the
+wrapper was built (its nominal parameters) instead of drawing: ``p = nominal`` if ``v < q`` (``v ~ U(0, 1)`` per env),
+else the draw above. A set need not contain its task's nominal point (Hopper's RRLS set spans torso masses 0.1-3 kg;
+the model's is 3.67 kg), and a policy randomised only over the set then loses its nominal return (bench/RESULTS.md);
+mixing in nominal episodes keeps it.
+
 A ``sample_fn(num_envs, generator) -> {name: Tensor[N]}`` replaces the draw (RRLS's ``randomize_fn``), e.g. to sample
 a grid or a correlated set; it must use the generator it is given, so that a resumed run draws the same values.
 
@@ -49,11 +55,13 @@ class DomainRandomization(Wrapper):
         *,
         log_uniform: bool | Collection[str] = False,
         sample_fn: SampleFn | None = None,
+        nominal_fraction: float = 0.0,
         seed: int = 0,
     ) -> None:
         """``bounds``: ``{parameter: (lo, hi)}`` (an alias, a ``"<field>:<element>[:<column>]"`` address or a
         :class:`Parameter`); ``log_uniform``: True for all, or the names drawn log-uniformly; ``sample_fn``: replaces
-        the draw; ``seed``: of the wrapper's generator."""
+        the draw; ``nominal_fraction``: the probability that an env keeps its nominal values at a draw (module
+        docstring); ``seed``: of the wrapper's generator."""
         super().__init__(env)
         self.task = unwrap(env)
         if not bounds:
@@ -77,6 +85,10 @@ class DomainRandomization(Wrapper):
                     f"log-uniform '{name}' needs lo > 0 (log of the bounds), got lo={self.bounds[name][0]}"
                 )
         self.log_uniform = logs
+        if not 0.0 <= nominal_fraction <= 1.0:
+            raise ValueError(f"nominal_fraction must lie in [0, 1], got {nominal_fraction}")
+        self.nominal_fraction = float(nominal_fraction)
+        self.nominal = {name: value.clone() for name, value in self.get_params().items()}
         self.sample_fn = sample_fn
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
@@ -86,6 +98,15 @@ class DomainRandomization(Wrapper):
 
     def sample(self) -> dict[str, torch.Tensor]:
         """A fresh draw ``{name: [N]}`` for every env (the caller keeps the rows of the envs that reset)."""
+        drawn = self._draw()
+        if self.nominal_fraction > 0.0:
+            v = torch.rand(self.num_envs, generator=self.generator, device=self.device)
+            keep = v < self.nominal_fraction
+            drawn = {k: torch.where(keep, self.nominal[k].to(x.dtype), x) for k, x in drawn.items()}
+        return drawn
+
+    def _draw(self) -> dict[str, torch.Tensor]:
+        """The set's draw (``sample_fn``'s, or uniform / log-uniform in the bounds) ``{name: [N]}``."""
         if self.sample_fn is not None:
             drawn = dict(self.sample_fn(self.num_envs, self.generator))
             if set(drawn) != set(self.params):

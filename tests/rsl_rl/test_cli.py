@@ -302,7 +302,18 @@ def test_train_with_domain_randomization_draws_the_set_per_env_and_records_it(
         nominal = resolve_param(eval_env, name).read(eval_env)  # evaluation keeps the nominal model
         assert torch.allclose(nominal, torch.full_like(nominal, resolve_param(eval_env, name).nominal(eval_env)))
     state = torch.load(run / "model_0.pt", weights_only=True)
-    assert state["infos"]["domain_randomization"] == "3d"
+    assert state["infos"]["domain_randomization"] == "3d" and state["infos"]["domain_randomization_nominal"] == 0.0
+
+    # --domain-randomization-nominal 1: every env keeps the nominal model (outside Hopper's set); recorded.
+    assert main([*args, "--domain-randomization", "3d", "--domain-randomization-nominal", "1"]) == 0
+    for name in uncertainty_set("hopper", "3d").bounds:
+        param = resolve_param(built["env"], name)
+        assert torch.allclose(
+            param.read(built["env"]), torch.full((32,), param.nominal(built["env"]), dtype=torch.float64)
+        )
+    assert torch.load(run / "model_0.pt", weights_only=True)["infos"]["domain_randomization_nominal"] == 1.0
+    assert main([*args, "--domain-randomization-nominal", "0.5"]) == 2
+    assert "--domain-randomization-nominal needs --domain-randomization SET" in capsys.readouterr().err
 
 
 def test_train_rejects_an_unknown_uncertainty_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -490,3 +490,71 @@ def test_cli_refuses_demos_without_successes(states: Any, tmp_path: Path, capsys
     data = demo_file(failures, tmp_path / "failures.npz", "pendulum")
     assert main(["train-classifier", "--task", "pendulum", "--data", str(data), "--device", "cpu"]) == 2
     assert "0 successful" in capsys.readouterr().err
+
+
+def synthetic_demo_file(path: Path, states: torch.Tensor, success: torch.Tensor) -> Path:
+    """A demo file of single-step episodes whose ``next_obs["policy"]`` are ``states`` ``[T, 2]``."""
+    t = states.shape[0]
+    return save_demos(
+        path,
+        DemoData(
+            obs={"policy": states},
+            next_obs={"policy": states},
+            actions=torch.zeros(t, 1),
+            rewards=success.float(),
+            terminated=torch.ones(t, dtype=torch.bool),
+            truncated=torch.zeros(t, dtype=torch.bool),
+            success=success,
+            intervention=torch.zeros(t, dtype=torch.bool),
+            episode=torch.arange(t),
+            metadata={"task": "pendulum", "source": "test"},
+        ),
+    )
+
+
+def test_cli_pools_demo_files_so_a_learners_failures_become_negatives(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """HIL-SERL's remedy for reward hacking: the demos alone teach the classifier "x₀ > 0.5 means success", so the
+    states a learner found (x₀ high, x₁ far below anything demonstrated) are called successes. Pooled with a recording
+    of those states labelled by the task (failures), the retrained classifier rejects them and still accepts the
+    demonstrated successes."""
+    g = torch.Generator().manual_seed(0)
+
+    def box(n: int, x0: tuple[float, float], x1: tuple[float, float]) -> torch.Tensor:
+        u = torch.rand(n, 2, generator=g)
+        return torch.stack([x0[0] + (x0[1] - x0[0]) * u[:, 0], x1[0] + (x1[1] - x1[0]) * u[:, 1]], -1)
+
+    success_states, approach_states, hacked_states = (
+        box(400, (1, 2), (0, 1)),
+        box(800, (-1, 0), (0, 1)),
+        box(400, (1, 2), (-3, -2)),
+    )
+    demos = synthetic_demo_file(
+        tmp_path / "demos.npz",
+        torch.cat([success_states, approach_states]),
+        torch.cat([torch.ones(400, dtype=torch.bool), torch.zeros(800, dtype=torch.bool)]),
+    )
+    failures = synthetic_demo_file(tmp_path / "failures.npz", hacked_states, torch.zeros(400, dtype=torch.bool))
+    fresh_success, fresh_hack = box(200, (1, 2), (0, 1)), box(200, (1, 2), (-3, -2))
+
+    def train(*files: Path) -> RewardClassifier:
+        out = tmp_path / f"clf{len(files)}" / "reward_classifier.pt"
+        argv = ["train-classifier", "--task", "pendulum", "--data", *map(str, files), "--out", str(out)]
+        assert main([*argv, "--steps", "300", "--device", "cpu"]) == 0
+        return RewardClassifier.load(out)
+
+    hacked = train(demos)
+    assert hacked.predict_success(fresh_hack).float().mean() > 0.5  # the failure the learner would exploit
+    retrained = train(demos, failures)
+    assert retrained.predict_success(fresh_hack).float().mean() < 0.05
+    assert retrained.predict_success(fresh_success).float().mean() > 0.95
+    record = json.loads((tmp_path / "clf2" / "reward_classifier.json").read_text())
+    assert record["data"] == [str(demos), str(failures)]
+    assert record["steps_per_file"] == [1200, 400] and record["positives_per_file"] == [400, 0]
+    capsys.readouterr()
+
+    # Files must agree on the group's shape, and each is checked for the task.
+    other = synthetic_demo_file(tmp_path / "wide.npz", torch.zeros(4, 3), torch.tensor([True, True, False, False]))
+    assert main(["train-classifier", "--task", "pendulum", "--data", str(demos), str(other), "--device", "cpu"]) == 2
+    assert "has shape (3,), but" in capsys.readouterr().err

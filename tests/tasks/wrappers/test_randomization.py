@@ -107,3 +107,33 @@ def test_bounds_are_validated_with_the_parameters_name(hopper: Callable[..., Any
         DomainRandomization(task, {FLOOR: (0.0, 1.0)}, log_uniform=True)
     with pytest.raises(KeyError, match="without bounds"):
         DomainRandomization(task, {TORSO: (0.1, 1.0)}, log_uniform=["torsomass"])
+
+
+def test_a_nominal_fraction_keeps_the_nominal_parameters_of_that_share_of_draws(hopper: Callable[..., Any]) -> None:
+    """Hopper's nominal torso mass (3.67 kg) lies outside RRLS's set [0.1, 3]: with ``nominal_fraction`` q a share q
+    of the draws is the nominal model (both parameters together), the rest stays in the set; at every later reset the
+    choice is made again (second and third draws too)."""
+    task = hopper()
+    nominal = {name: float(value[0]) for name, value in DomainRandomization(task, BOUNDS).nominal.items()}
+    assert nominal[TORSO] == pytest.approx(3.67, abs=0.01) and nominal[FLOOR] == pytest.approx(1.0)
+    env = DomainRandomization(hopper(), BOUNDS, nominal_fraction=0.25, seed=2)
+    shares = []
+    for _ in range(3):
+        draws = [env.sample() for _ in range(250)]  # 2000 values per draw round
+        torso = torch.cat([d[TORSO] for d in draws])
+        floor = torch.cat([d[FLOOR] for d in draws])
+        at_nominal = torso == nominal[TORSO]
+        assert torch.equal(at_nominal, floor == nominal[FLOOR]), "a draw keeps all parameters nominal or none"
+        assert ((torso[~at_nominal] >= 0.1) & (torso[~at_nominal] <= 3.0)).all()
+        shares.append(float(at_nominal.float().mean()))
+    assert all(abs(share - 0.25) < 0.05 for share in shares), shares  # ±5 binomial σ (σ ≈ 0.0097)
+    env.reset()  # the draws reach the model
+    torso = env.get_params()[TORSO]
+    assert ((torso == nominal[TORSO]) | ((torso >= 0.1) & (torso <= 3.0))).all()
+    none = DomainRandomization(hopper(), BOUNDS, seed=2)
+    assert not any(bool((none.sample()[TORSO] == nominal[TORSO]).any()) for _ in range(50))
+    everything = DomainRandomization(hopper(), BOUNDS, nominal_fraction=1.0)
+    everything.reset()
+    assert (everything.get_params()[TORSO] == nominal[TORSO]).all()
+    with pytest.raises(ValueError, match=r"nominal_fraction must lie in \[0, 1\], got 1.5"):
+        DomainRandomization(hopper(), BOUNDS, nominal_fraction=1.5)
