@@ -1,7 +1,8 @@
 """``rsl-rl``: train, distill, play, export, deploy-sim, list tasks; the one place composing tasks, algorithms, deploy.
 
     rsl-rl train --task NAME [--algo ppo|sac] [--run-dir DIR] [--seed N] [--device cpu|cuda] [--num-envs N]
-                 [--max-iterations N] [--deterministic] [--env.FIELD VALUE ...] [--agent.FIELD VALUE ...]
+                 [--max-iterations N] [--deterministic] [--recurrent gru|lstm] [--env.FIELD VALUE ...]
+                 [--agent.FIELD VALUE ...]
                  [--guide CHECKPOINT|RUN_DIR|POLICY.onnx|scripted --jsrl curriculum|random [--jsrl.FIELD VALUE ...]]
     rsl-rl distill --task NAME --teacher CHECKPOINT [--loss mse|huber|kl_forward|kl_reverse|kl_adaptive]
                    [--student-rnn gru|lstm|none] [--history-length K] [--num-envs N] [--max-iterations N]
@@ -51,7 +52,7 @@ from rsl_rl.cli.run_support import (
     set_backend,
     task_from_argv,
 )
-from rsl_rl.cli.train_options import TrainOptions, expand_jsrl_flag, train_args_type
+from rsl_rl.cli.train_options import TrainOptions, apply_recurrent, expand_jsrl_flag, train_args_type
 from rsl_rl.registry import TaskSpec, get_task, task_names
 
 USAGE = """usage: rsl-rl COMMAND [OPTIONS]
@@ -108,6 +109,7 @@ def run_training(spec: TaskSpec, args: Any) -> int:
     if args.logger is not None:
         agent.logger = args.logger
     set_backend(env_cfg, args.backend, spec.name)
+    apply_recurrent(args)  # --recurrent gru|lstm, or a resumed recurrent run's own layer
     agent.__post_init__()  # re-validate after command-line edits
     if args.threads:
         torch.set_num_threads(args.threads)

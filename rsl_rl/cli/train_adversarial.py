@@ -40,7 +40,7 @@ from rsl_rl.cli.run_support import (
     set_backend,
     task_from_argv,
 )
-from rsl_rl.cli.train_options import train_args_type
+from rsl_rl.cli.train_options import apply_recurrent, train_args_type
 from rsl_rl.registry import TaskSpec, task_names
 from rsl_rl.runners.adversarial import AdversarialConfig, AdversarialRunner
 
@@ -123,6 +123,7 @@ def run_adversarial_training(spec: TaskSpec, args: Any) -> int:
     if args.logger is not None:
         agent.logger = args.logger
     set_backend(env_cfg, args.backend, spec.name)
+    apply_recurrent(args)  # the protagonist's actor and critic (--recurrent), or a resumed run's
     agent.__post_init__()  # re-validate after command-line edits
     adversary_cfg.__post_init__()
     schedule = AdversarialConfig(args.mode, args.protagonist_iterations, args.adversary_iterations)

@@ -12,11 +12,14 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rsl_rl.cli.env_config import checkpoint_env_config
 from rsl_rl.cli.run_support import default_device
 from rsl_rl.jsrl.schedule import JSRLConfig
+from rsl_rl.modules.rnn import RNN_TYPES, RNNConfig
 from rsl_rl.registry import TaskSpec
+from rsl_rl.runners.config import TrainConfig
 
 
 @dataclass
@@ -89,12 +92,58 @@ class TrainOptions:
     domain_randomization_nominal: float = 0.0
     """With --domain-randomization: the probability that an env keeps the task's nominal parameters at a reset
     instead of drawing from the set (for sets that exclude the nominal point, e.g. Hopper's torso mass)."""
+    recurrent: str | None = None
+    """gru or lstm: PPO's actor and critic read their observations through a recurrent layer of
+    --recurrent-hidden-dim units before their MLPs (trained with BPTT over each rollout). A policy whose observation
+    hides the dynamics, e.g. the masses under --domain-randomization, can then infer them from its history. A resumed
+    recurrent run keeps its checkpoint's recurrent layer when this is not given."""
+    recurrent_hidden_dim: int = 64
+    """Units of the --recurrent layer."""
     guide: str | None = None
     """Jump-start RL's guide (with --jsrl MODE): a checkpoint file or run directory (its latest checkpoint; PPO, SAC
     or ``rsl-rl bc``), an exported .onnx file, or ``scripted`` (the task's scripted controller). A resumed JSRL run
     re-reads the guide its checkpoint records unless this is given again."""
     jsrl: JSRLOptions = dataclasses.field(default_factory=JSRLOptions)
     """Jump-start RL: --jsrl curriculum|random, and its settings."""
+
+
+def make_recurrent(agent: Any, kind: str, hidden_dim: int) -> None:
+    """Make ``agent``'s (a PPO :class:`TrainConfig`) actor and critic recurrent in place: an :class:`RNNConfig` of
+    ``kind`` (gru, lstm) and ``hidden_dim`` units that keeps each model's MLP, normalisation and distribution
+    settings."""
+    if not isinstance(agent, TrainConfig):
+        raise ValueError("--recurrent: only PPO's actor and critic can be recurrent (SAC's networks are feed-forward)")
+    if kind not in RNN_TYPES:
+        raise ValueError(f"--recurrent {kind!r}; allowed: {', '.join(RNN_TYPES)}")
+    if hidden_dim < 1:
+        raise ValueError(f"--recurrent-hidden-dim must be >= 1, got {hidden_dim}")
+    for name in ("actor", "critic"):
+        model = getattr(agent, name)
+        kept = {f.name: getattr(model, f.name) for f in dataclasses.fields(model) if f.name in _RNN_KEPT}
+        setattr(agent, name, RNNConfig(**kept, rnn_type=kind, rnn_hidden_dim=hidden_dim))
+
+
+_RNN_KEPT = ("hidden_dims", "activation", "obs_normalization", "distribution_cfg")
+
+
+def checkpoint_recurrent(path: Path) -> tuple[str, int] | None:
+    """``(rnn_type, rnn_hidden_dim)`` of the recurrent actor of the checkpoint at ``path`` (file or run directory), or
+    None when its actor is an MLP."""
+    from rsl_rl.runners.checkpoint import load_checkpoint
+
+    actor = ((load_checkpoint(path, map_location="cpu").get("config") or {}).get("actor")) or {}
+    if str(actor.get("class_name", "")).rsplit(".", 1)[-1].rsplit(":", 1)[-1] != "RNNModel":
+        return None
+    return str(actor.get("rnn_type", "lstm")), int(actor.get("rnn_hidden_dim", 256))
+
+
+def apply_recurrent(args: Any) -> None:
+    """Apply ``--recurrent`` to ``args.agent``; a resume without it takes the checkpoint's recurrent layer."""
+    kind, hidden_dim = args.recurrent, args.recurrent_hidden_dim
+    if kind is None and args.resume is not None:
+        kind, hidden_dim = checkpoint_recurrent(args.resume) or (None, hidden_dim)
+    if kind is not None:
+        make_recurrent(args.agent, kind, hidden_dim)
 
 
 def train_args_type(spec: TaskSpec, resume: str | None = None, algo: str | None = None) -> type:

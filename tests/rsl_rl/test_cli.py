@@ -316,6 +316,54 @@ def test_train_with_domain_randomization_draws_the_set_per_env_and_records_it(
     assert "--domain-randomization-nominal needs --domain-randomization SET" in capsys.readouterr().err
 
 
+def test_train_recurrent_gives_actor_and_critic_memory_and_resume_keeps_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rsl_rl.runners.checkpoint import load_checkpoint
+
+    run = tmp_path / "gru"
+    train(run, "--recurrent", "gru", "--recurrent-hidden-dim", "8", "--agent.actor.hidden-dims", "16")
+    state = load_checkpoint(run)
+    for name in ("actor", "critic"):
+        section = state["config"][name]
+        assert section["class_name"] == "RNNModel" and section["rnn_type"] == "gru", name
+        assert section["rnn_hidden_dim"] == 8, name
+        weights = state[f"{name}_state_dict"]["rnn.rnn.weight_hh_l0"]
+        assert weights.shape == (3 * 8, 8), name  # a GRU's three gates over 8 units
+    assert list(state["config"]["actor"]["hidden_dims"]) == [16]  # the MLP settings are kept
+    assert state["iter"] == 3  # the last of iterations 0..3
+    # Resuming without --recurrent keeps the checkpoint's layer (an MLP would not load its weights).
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "pendulum",
+                "--run-dir",
+                str(tmp_path / "resumed"),
+                "--resume",
+                str(run),
+                "--max-iterations",
+                "6",
+                "--num-envs",
+                "16",
+                "--agent.actor.hidden-dims",
+                "16",
+            ]
+        )
+        == 0
+    )
+    resumed = load_checkpoint(tmp_path / "resumed")
+    assert resumed["iter"] == 5 and resumed["config"]["critic"]["rnn_hidden_dim"] == 8
+    capsys.readouterr()
+    base = ["train", "--task", "pendulum", "--run-dir", str(tmp_path / "bad"), "--max-iterations", "1"]
+    assert main([*base, "--recurrent", "rnn"]) == 2
+    assert "--recurrent 'rnn'; allowed: gru, lstm" in capsys.readouterr().err
+    assert main([*base, "--algo", "sac", "--recurrent", "gru"]) == 2
+    assert "SAC's networks are feed-forward" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_train_rejects_an_unknown_uncertainty_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["train", "--task", "hopper", "--run-dir", str(tmp_path / "r"), "--max-iterations", "1", "--num-envs", "4"]
     assert main([*args, "--domain-randomization", "9d"]) == 2
