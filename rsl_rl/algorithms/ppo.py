@@ -44,6 +44,7 @@ from rsl_rl.env.batched import split_dones
 from rsl_rl.extensions import RandomNetworkDistillation, Symmetry
 from rsl_rl.models.mlp_model import MLPModel
 from rsl_rl.modules.distribution import gaussian_entropy, gaussian_kl, gaussian_log_prob
+from rsl_rl.modules.normalization import ReturnScaleNormalization
 from rsl_rl.storage.rollout_storage import RolloutStorage
 from rsl_rl.utils.class_names import short_class_name
 
@@ -88,6 +89,10 @@ class PPOConfig:
     """Normalise advantages per mini-batch instead of over the whole rollout."""
     use_mixed_precision: bool = False
     """Run forward passes of the update under bfloat16 autocast."""
+    reward_normalization: bool = False
+    """Divide env rewards by the running std of their discounted per-env return before they enter the rollout
+    (Stable-Baselines3's ``VecNormalize`` reward scaling, which rl-baselines3-zoo's tuned MuJoCo PPO uses): value
+    targets on unit scale whatever the task's reward magnitude. Logged returns stay the env's."""
     learning_rate_bounds: tuple[float, float] = (1e-5, 1e-2)
     """Bounds of the adaptive learning rate."""
     timeout_bootstrap: str = "final_obs"
@@ -173,6 +178,9 @@ class PPO(RslRlLibAlgorithm):
         self.optimizer = make_optimizer(cfg.optimizer, params, self.learning_rate)
         self.amp = torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.use_mixed_precision else None
         self._acted_obs: TensorDict | None = None
+        self.reward_normalizer = (
+            ReturnScaleNormalization(num_envs, cfg.gamma).to(self.device) if cfg.reward_normalization else None
+        )
 
     def _cat(self, obs: TensorDict, groups: list[str]) -> torch.Tensor:
         # flatten(1): an image group [N, C, H, W] joins the flat layout of CNN models (a no-op view for [N, D]).
@@ -214,6 +222,8 @@ class PPO(RslRlLibAlgorithm):
         r_t += γ·V(s_final): the return the episode would have continued with. With RND, r_t += r_int(obs) first.
         """
         s, t = self.storage, self.storage.step
+        if self.reward_normalizer is not None:  # r / σ(R): a new tensor, the caller's rewards are what it logs
+            rewards = self.reward_normalizer(rewards, dones)
         rewards, self.intrinsic_rewards = self.extensions.add_intrinsic_reward(obs, rewards)
         terminated, bootstrap = split_dones(dones, extras)
         final_obs = extras.get("final_obs")
@@ -363,6 +373,7 @@ class PPO(RslRlLibAlgorithm):
             "optimizer_state_dict": self.optimizer.state_dict(),
             "learning_rate": float(self.learning_rate),
             **self.extensions.state_dict(),
+            **({} if self.reward_normalizer is None else {"reward_normalizer": self.reward_normalizer.state_dict()}),
         }
 
     def load_state_dict(
@@ -372,6 +383,8 @@ class PPO(RslRlLibAlgorithm):
         ``rnd`` unless it is False)."""
         load_cfg = load_cfg or {"actor": True, "critic": True, "optimizer": True, "rnd": True}
         self.extensions.load_state_dict(state, load_cfg, strict)
+        if self.reward_normalizer is not None and load_cfg.get("critic", False) and "reward_normalizer" in state:
+            self.reward_normalizer.load_state_dict(state["reward_normalizer"])  # the scale the critic learned in
         if load_cfg.get("actor", False):
             self.actor.load_state_dict(state["actor_state_dict"], strict=strict)
         if load_cfg.get("critic", False):

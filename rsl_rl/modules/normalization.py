@@ -105,3 +105,37 @@ class _DiscountedSum:
     def update(self, rew: torch.Tensor) -> torch.Tensor:
         self.avg = rew if self.avg is None else self.avg * self.gamma + rew
         return self.avg
+
+
+class ReturnScaleNormalization(nn.Module):
+    """Env-reward scaling of Stable-Baselines3's ``VecNormalize(norm_reward=True)`` and gymnasium's
+    ``NormalizeReward``: ``r_t / sqrt(Var[R] + eps)``, clipped to ±``clip``, with the per-env discounted return
+    R_t = γ R_{t−1} + r_t restarted at 0 after every episode end and its variance pooled over all envs and steps.
+
+    Only the scale changes (no mean is subtracted), so the sign of each reward and the optimal policy stay the same;
+    the critic's targets land near unit scale whatever the task's reward magnitude (HalfCheetah's returns reach
+    thousands). The per-env sums and the statistics are buffers: a checkpoint resumes exactly. No host sync.
+    """
+
+    def __init__(self, num_envs: int, gamma: float, eps: float = 1e-8, clip: float = 10.0) -> None:
+        super().__init__()
+        self.gamma, self.eps, self.clip = gamma, eps, clip
+        self.stats = EmpiricalNormalization(1, eps=0.0)
+        self.returns: torch.Tensor
+        self.register_buffer("returns", torch.zeros(num_envs))
+
+    @torch.no_grad()
+    def forward(self, rew: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:
+        """Fold ``rew[N]`` into the statistics and return it scaled; ``dones[N]``: the episodes that ended with it."""
+        self.returns.mul_(self.gamma).add_(rew)
+        self.stats.update(self.returns.unsqueeze(-1))
+        self.returns.masked_fill_(dones.to(torch.bool), 0.0)  # the next step starts a new return
+        scale = torch.rsqrt(self.stats._var.reshape(()) + self.eps)
+        return (rew * scale).clamp(-self.clip, self.clip)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
+        # A run resumed with another number of envs keeps the statistics; its per-env sums restart at 0.
+        key = prefix + "returns"
+        if key in state_dict and state_dict[key].shape != self.returns.shape:
+            state_dict = {**state_dict, key: torch.zeros_like(self.returns)}
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[arg-type]

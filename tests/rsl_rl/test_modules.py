@@ -127,3 +127,68 @@ def test_softplus_std_starts_at_init_std(init_std: float) -> None:
     dist_cfg = DistributionConfig(init_std=init_std, std_type="softplus")
     actor = MLPModel.from_config(2, 2, ActorConfig(hidden_dims=(4,), distribution_cfg=dist_cfg))
     torch.testing.assert_close(actor.std(), torch.full((2,), init_std), rtol=1e-6, atol=0.0)
+
+
+def test_return_scale_normalization_hand_values_across_repeated_episode_ends() -> None:
+    from rsl_rl.modules.normalization import ReturnScaleNormalization
+
+    norm = ReturnScaleNormalization(2, gamma=0.5)
+    rewards = torch.tensor([[1.0, 2.0], [3.0, 0.0], [-1.0, 4.0], [2.0, 1.0]])
+    # env 0 ends at steps 0 and 2 (its first and second episode), env 1 at step 1.
+    dones = torch.tensor([[True, False], [False, True], [True, False], [False, False]])
+    # R_t = 0.5 R_{t-1} + r_t, restarted after each end: by hand.
+    returns = [[1.0, 2.0], [3.0, 1.0], [0.5, 4.0], [2.0, 3.0]]
+    seen: list[float] = []
+    for t in range(4):
+        out = norm(rewards[t], dones[t])
+        seen += returns[t]
+        var = torch.tensor(seen, dtype=torch.float64).var(unbiased=False)
+        assert out.tolist() == pytest.approx((rewards[t].double() / var.sqrt()).tolist(), rel=1e-5), t
+    assert norm.returns.tolist() == pytest.approx([2.0, 3.0])
+    assert int(norm.stats.count) == 8
+    # Outputs are clipped to +-clip; the sign of a reward never changes.
+    clipped = ReturnScaleNormalization(1, gamma=0.9, clip=1.0)
+    clipped(torch.tensor([1.0]), torch.tensor([False]))
+    assert clipped(torch.tensor([-100.0]), torch.tensor([False])).item() == -1.0
+
+
+def test_return_scale_normalization_matches_gymnasium_normalize_reward() -> None:
+    """The peer: gymnasium's vector NormalizeReward (same-step autoreset) on the same rewards and truncations, with
+    several truncations per env. gymnasium's running statistics start from a pseudo-count of 1e-4 at var 1, ours from
+    none: the scales agree to ~1e-4 / samples."""
+    import gymnasium
+    import numpy as np
+    from gymnasium.vector import AutoresetMode
+    from gymnasium.wrappers.vector import NormalizeReward
+
+    from rsl_rl.modules.normalization import ReturnScaleNormalization
+
+    n, steps, gamma = 3, 40, 0.99
+    g = np.random.default_rng(0)
+    scripted_rewards = g.normal(2.0, 3.0, (steps, n))
+    truncations = np.arange(1, steps + 1)[:, None] % np.array([3, 5, 7])[None] == 0  # 13, 8 and 5 ends
+
+    class Scripted(gymnasium.vector.VectorEnv):
+        metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
+
+        def __init__(self) -> None:
+            self.num_envs, self.t = n, 0
+            self.single_observation_space = gymnasium.spaces.Box(-1.0, 1.0, (1,))
+            self.single_action_space = gymnasium.spaces.Box(-1.0, 1.0, (1,))
+            self.observation_space = gymnasium.vector.utils.batch_space(self.single_observation_space, n)
+            self.action_space = gymnasium.vector.utils.batch_space(self.single_action_space, n)
+
+        def reset(self, **kwargs: object) -> tuple[np.ndarray, dict]:
+            return np.zeros((n, 1)), {}
+
+        def step(self, actions: object) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+            t, self.t = self.t, self.t + 1
+            return np.zeros((n, 1)), scripted_rewards[t], np.zeros(n, dtype=bool), truncations[t], {}
+
+    peer = NormalizeReward(Scripted(), gamma=gamma, epsilon=1e-8)
+    peer.reset()
+    ours = ReturnScaleNormalization(n, gamma=gamma, clip=1e9)
+    for t in range(steps):
+        expected = peer.step(np.zeros((n, 1)))[1]
+        got = ours(torch.tensor(scripted_rewards[t], dtype=torch.float32), torch.from_numpy(truncations[t]))
+        assert got.double().numpy() == pytest.approx(expected, rel=2e-4), t

@@ -179,3 +179,36 @@ def test_config_errors_name_the_field() -> None:
         PPOConfig(timeout_bootstrap="zero")
     with pytest.raises(ValueError, match="num_mini_batches"):
         PPOConfig(num_mini_batches=0)
+
+
+def test_reward_normalization_scales_env_rewards_before_the_timeout_bootstrap_and_resumes() -> None:
+    gamma = 0.9
+    ppo = make_ppo(gamma=gamma, reward_normalization=True)
+    linear_value_critic(ppo)
+    obs = obs_td(torch.tensor([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]]))
+    env_rewards = torch.tensor([1.0, 2.0, 3.0])
+    with torch.inference_mode():
+        ppo.act(obs)
+        final = obs_td(torch.tensor([[10.0, 0.0], [0.0, 0.0], [0.0, 0.0]]))
+        ppo.process_env_step(
+            obs,
+            env_rewards,
+            torch.tensor([1, 0, 0]),
+            {"final_obs": final, "time_outs": torch.tensor([True, False, False])},
+        )
+    assert env_rewards.tolist() == [1.0, 2.0, 3.0]  # the caller's (logged) rewards are untouched
+    scale = 1.0 / torch.tensor([1.0, 2.0, 3.0]).var(unbiased=False).sqrt()  # σ of the first returns R_0 = r_0
+    # The time-out's bootstrap γ·V(s_final) is added unscaled: V is learned in the normalised units.
+    expected = [1.0 * scale + gamma * 10.0, 2.0 * scale, 3.0 * scale]
+    assert ppo.storage.rewards[0].tolist() == pytest.approx([float(x) for x in expected], rel=1e-5)
+    # Exact resume: the statistics and the per-env returns (env 0's restarted at 0) come back.
+    state = ppo.state_dict()
+    assert state["reward_normalizer"]["returns"].tolist() == [0.0, 2.0, 3.0]
+    fresh = make_ppo(gamma=gamma, reward_normalization=True)
+    linear_value_critic(fresh)
+    fresh.load_state_dict(state)
+    assert fresh.reward_normalizer is not None and ppo.reward_normalizer is not None
+    for key, value in ppo.reward_normalizer.state_dict().items():
+        assert torch.equal(fresh.reward_normalizer.state_dict()[key], value), key
+    # Without the option nothing is added to the checkpoint (rsl-rl-lib's layout).
+    assert "reward_normalizer" not in make_ppo().state_dict()
