@@ -19,7 +19,7 @@ from rsl_rl.cli.run_support import default_device
 from rsl_rl.jsrl.schedule import JSRLConfig
 from rsl_rl.modules.rnn import RNN_TYPES, RNNConfig
 from rsl_rl.registry import TaskSpec
-from rsl_rl.runners.config import TrainConfig
+from rsl_rl.runners.config import TrainConfig, train_config_from_dict
 
 
 @dataclass
@@ -131,10 +131,9 @@ def checkpoint_recurrent(path: Path) -> tuple[str, int] | None:
     None when its actor is an MLP."""
     from rsl_rl.runners.checkpoint import load_checkpoint
 
-    actor = ((load_checkpoint(path, map_location="cpu").get("config") or {}).get("actor")) or {}
-    if str(actor.get("class_name", "")).rsplit(".", 1)[-1].rsplit(":", 1)[-1] != "RNNModel":
-        return None
-    return str(actor.get("rnn_type", "lstm")), int(actor.get("rnn_hidden_dim", 256))
+    state = load_checkpoint(path, map_location="cpu")
+    actor = train_config_from_dict(state["config"]).actor if "config" in state else None
+    return (actor.rnn_type, actor.rnn_hidden_dim) if isinstance(actor, RNNConfig) else None
 
 
 def apply_recurrent(args: Any) -> None:
